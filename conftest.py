@@ -1,0 +1,13 @@
+"""Test defaults: offline, tiny model, small settings. An environment variable set before
+pytest starts wins, so the GPU workflow can run the same suite on the real model."""
+
+import os
+
+for name, value in {
+    "HF_HUB_OFFLINE": "1",
+    "T2V_MODEL": "tiny",
+    "T2V_STEPS": "2",
+    "T2V_FRAMES": "8",
+    "T2V_SIZE": "32",
+}.items():
+    os.environ.setdefault(name, value)

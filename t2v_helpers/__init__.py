@@ -1,0 +1,13 @@
+"""Helpers for the text-to-video tutorial: `import t2v_helpers as t2v`.
+
+Each function's docstring names the notebook that teaches it.
+"""
+
+from .environment import environment_report, gpu_info, library_versions
+from .generate import VideoResult, check_settings, generate
+from .pipeline import MODEL_ID, OFFLOAD_MODES, choose_runtime, default_model, load_pipeline, model_path, parameter_counts
+from .schedulers import SCHEDULERS, check_scheduler_name, scheduler_name, scheduler_names, set_scheduler
+from .tiny import TINY_MODEL_ID, build_tiny_model
+from .video import MODEL_FPS, SavedVideo, save_video, show_video, slug, write_gif, write_mp4, write_png_frames
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""Load the text-to-video pipeline: model, dtype, device and offload, chosen and explained. Notebook 02."""
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .tiny import TINY_MODEL_ID, build_tiny_model
+
+MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
+OFFLOAD_MODES = ("auto", "model", "sequential", "none")
+
+
+@dataclass
+class Runtime:
+    """Where and how the pipeline runs, and why. Notebook 02."""
+
+    device: str
+    dtype: torch.dtype
+    offload: str
+    reason: str
+
+
+def choose_runtime(offload="auto", dtype=None):
+    """Pick device, dtype and offload mode for this machine. Notebook 02.
+
+    On a CUDA GPU: float16 and model CPU offload (the article's settings). Without one:
+    float32 on the CPU (float16 runs there too, but about 6 times slower) and no offload,
+    since diffusers' offload needs an accelerator to move the models to.
+    """
+    if offload not in OFFLOAD_MODES:
+        raise ValueError(f"offload={offload!r} is not a mode; choose one of {list(OFFLOAD_MODES)}.")
+    if torch.cuda.is_available():
+        mode = "model" if offload == "auto" else offload
+        reason = f"CUDA GPU found ({torch.cuda.get_device_name(0)}): fp16 weights, offload={mode!r}."
+        return Runtime("cuda", dtype or torch.float16, mode, reason)
+    if offload in ("model", "sequential"):
+        raise ValueError(
+            f"offload={offload!r} needs a CUDA GPU and none is visible "
+            "(diffusers raises 'requires accelerator'); use offload='none' or 'auto' on the CPU."
+        )
+    reason = "No CUDA GPU: running on the CPU in float32, without offload."
+    return Runtime("cpu", dtype or torch.float32, "none", reason)
+
+
+def model_path(model_id=MODEL_ID):
+    """What to pass to `from_pretrained`: the tiny model's folder for 'tiny', else `model_id`. Notebook 02."""
+    return str(build_tiny_model()) if model_id == TINY_MODEL_ID else model_id
+
+
+def default_model():
+    """The real model when a GPU and the weights (cached or from the hub) are at hand, else 'tiny'. Notebook 02.
+
+    Returns the model id and a sentence saying why.
+    """
+    if not torch.cuda.is_available():
+        return TINY_MODEL_ID, "No CUDA GPU here, so the built-in tiny model is used: its videos are noise."
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(MODEL_ID, "model_index.json"), str):
+        return MODEL_ID, f"Using {MODEL_ID} from the local cache."
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return TINY_MODEL_ID, f"HF_HUB_OFFLINE is set and {MODEL_ID} is not cached: using the tiny model (noise)."
+    try:
+        from huggingface_hub import model_info
+
+        model_info(MODEL_ID, timeout=10)
+    except Exception as error:  # any failure to reach the hub means: work offline
+        return TINY_MODEL_ID, f"The hub is unreachable ({type(error).__name__}): using the tiny model (noise)."
+    return MODEL_ID, f"Downloading {MODEL_ID} from the hub (about 3.4 GB in fp16) on first use."
+
+
+def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=True, verbose=True):
+    """Load the pipeline the way the article does, with the current argument names. Notebook 02.
+
+    `model_id` 'tiny' selects the offline tiny model. Returns the pipeline; its
+    `t2v_runtime` attribute records what was chosen and why.
+    """
+    from diffusers import DiffusionPipeline
+
+    runtime = choose_runtime(offload, dtype)
+    pipe = DiffusionPipeline.from_pretrained(
+        model_path(model_id), dtype=runtime.dtype, variant="fp16", use_safetensors=True
+    )
+    if runtime.offload == "model":
+        pipe.enable_model_cpu_offload()
+    elif runtime.offload == "sequential":
+        pipe.enable_sequential_cpu_offload()
+    else:
+        pipe.to(runtime.device)
+    if vae_slicing:
+        pipe.vae.enable_slicing()
+    pipe.t2v_model_id = model_id
+    pipe.t2v_runtime = runtime
+    if verbose:
+        print(runtime.reason)
+        if model_id == TINY_MODEL_ID:
+            print("Model: the built-in tiny model with random weights. Its videos are noise.")
+    return pipe
+
+
+def parameter_counts(pipe):
+    """Parameters of each part of the pipeline that has weights, e.g. {'unet': 1.4e9, ...}. Notebook 02."""
+    counts = {}
+    for name, component in pipe.components.items():
+        if isinstance(component, torch.nn.Module):
+            counts[name] = sum(p.numel() for p in component.parameters())
+    return counts

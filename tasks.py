@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Set up and run the project with nothing but Python installed.
+
+    python3 tasks.py video   make a video (the tiny offline model when there is no GPU)
+    python3 tasks.py test    run every test: unit tests and all notebooks, offline
+    python3 tasks.py setup   only create or update the virtual environment
+
+Each creates the project's virtual environment `.venv` on first use (or reuses it) and
+installs the versions pinned in environment.yml. Arguments after `video` or `test` go
+to `python -m t2v_helpers` or to pytest.
+"""
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+STAMP = VENV / ".t2v-installed"
+
+
+def run(*command, env=None):
+    print("+", " ".join(str(c) for c in command), flush=True)
+    return subprocess.run([str(c) for c in command], cwd=ROOT, env=env).returncode
+
+
+def pinned_versions():
+    """The `name==version` lines of environment.yml's pip section: the versions the tests ran with."""
+    text = (ROOT / "environment.yml").read_text()
+    return re.findall(r"^\s+- ([A-Za-z0-9_.-]+==[^\s#]+)", text, re.MULTILINE)
+
+
+def setup():
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + (ROOT / "environment.yml").read_bytes())
+    if STAMP.exists() and STAMP.read_text() == wanted.hexdigest():
+        return
+    if not PYTHON.exists():
+        print(f"Creating the virtual environment {VENV}")
+        venv.create(VENV, with_pip=True)
+    pins = pinned_versions()
+    constraints = VENV / "constraints.txt"
+    constraints.write_text("\n".join(pins) + "\n")
+    # torch first and alone, at its pinned version: asked for through a range by
+    # another package, pip may pick a different (and much larger) build.
+    torch = next(pin for pin in pins if pin.startswith("torch=="))
+    steps = [
+        ("-m", "pip", "install", "--quiet", "--upgrade", "pip"),
+        ("-m", "pip", "install", "--quiet", torch),
+        ("-m", "pip", "install", "--quiet", "-c", constraints, "-e", ".[test]"),
+    ]
+    for step in steps:
+        if run(PYTHON, *step):
+            sys.exit(f"Setting up {VENV} failed at: pip {' '.join(map(str, step[2:]))}")
+    STAMP.write_text(wanted.hexdigest())
+
+
+def main():
+    task, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    if task not in ("setup", "video", "test"):
+        sys.exit(__doc__)
+    setup()
+    if task == "video":
+        return run(PYTHON, "-m", "t2v_helpers", *args)
+    if task == "test":
+        return run(PYTHON, "-m", "pytest", *args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
