@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+import t2v_helpers as t2v
+
+REQUIRED = {"ddim", "dpm", "dpm++2m-karras", "unipc", "euler", "euler-a", "pndm", "deis"}
+
+
+def test_registry_has_the_required_schedulers():
+    assert REQUIRED <= set(t2v.scheduler_names())
+
+
+@pytest.mark.parametrize("name", t2v.scheduler_names())
+def test_every_scheduler_makes_finite_frames(tiny_pipe, name):
+    scheduler = t2v.set_scheduler(tiny_pipe, name)
+    assert t2v.scheduler_name(tiny_pipe) == name
+    assert scheduler.config.num_train_timesteps == 1000
+    result = t2v.generate(tiny_pipe, "a cat", steps=3, frames=4, seed=1)
+    assert result.frames.shape == (4, 32, 32, 3)
+    assert np.isfinite(result.frames).all()
+    assert result.settings["scheduler"] == name
+
+
+def test_swaps_start_from_the_models_own_config(tiny_pipe):
+    t2v.set_scheduler(tiny_pipe, "dpm++2m-karras")
+    assert tiny_pipe.scheduler.config.use_karras_sigmas
+    t2v.set_scheduler(tiny_pipe, "dpm")
+    assert not tiny_pipe.scheduler.config.use_karras_sigmas
+    assert tiny_pipe.scheduler.config.beta_schedule == "scaled_linear"
+
+
+def test_names_are_case_insensitive(tiny_pipe):
+    assert type(t2v.set_scheduler(tiny_pipe, " DPM ")).__name__ == "DPMSolverMultistepScheduler"
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ValueError) as error:
+        t2v.check_scheduler_name("eulr")
+    assert "'euler'" in str(error.value) and "eulr" in str(error.value)

@@ -1,0 +1,49 @@
+import json
+
+import torch
+from diffusers import DiffusionPipeline
+from safetensors.torch import load_file
+
+import t2v_helpers as t2v
+from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+
+
+def test_laid_out_like_the_real_repository():
+    path = t2v.build_tiny_model()
+    index = json.loads((path / "model_index.json").read_text())
+    assert index["_class_name"] == "TextToVideoSDPipeline"
+    assert index["unet"] == ["diffusers", "UNet3DConditionModel"]
+    assert index["text_encoder"] == ["transformers", "CLIPTextModel"]
+    assert index["tokenizer"][1] == "CLIPTokenizer"
+    assert index["scheduler"] == ["diffusers", "DDIMScheduler"]
+    for weights in ("unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model", "text_encoder/model"):
+        assert (path / f"{weights}.safetensors").exists()
+        fp16 = load_file(path / f"{weights}.fp16.safetensors")
+        assert {t.dtype for t in fp16.values()} == {torch.float16}
+    scheduler = json.loads((path / "scheduler/scheduler_config.json").read_text())
+    assert {k: scheduler[k] for k in REAL_SCHEDULER_CONFIG} == REAL_SCHEDULER_CONFIG
+
+
+def test_the_articles_call_loads_it():
+    pipe = DiffusionPipeline.from_pretrained(t2v.model_path("tiny"), dtype=torch.float16, variant="fp16")
+    assert type(pipe).__name__ == "TextToVideoSDPipeline"
+    assert pipe.unet.dtype == torch.float16
+    assert pipe.tokenizer.model_max_length == 77
+
+
+def test_build_is_deterministic_and_small(tmp_path):
+    first = t2v.build_tiny_model(tmp_path / "a")
+    second = t2v.build_tiny_model(tmp_path / "b")
+    for name in ("unet/diffusion_pytorch_model.fp16.safetensors", "text_encoder/model.safetensors"):
+        a, b = load_file(first / name), load_file(second / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    size = sum(f.stat().st_size for f in first.rglob("*") if f.is_file())
+    assert size < 10 * 2**20
+
+
+def test_cached_copy_is_reused(tmp_path):
+    path = t2v.build_tiny_model(tmp_path / "m")
+    marker = path / "model_index.json"
+    before = marker.stat().st_mtime_ns
+    assert t2v.build_tiny_model(tmp_path / "m") == path
+    assert marker.stat().st_mtime_ns == before
