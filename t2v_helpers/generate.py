@@ -1,5 +1,6 @@
 """One call from a prompt to the frames of one video, with its settings and timing. Notebook 04."""
 
+import gc
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -7,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .errors import GPUMemoryError
 from .schedulers import scheduler_name
-
-MAX_SEED = 2**63 - 1
+from .validate import MAX_SEED, check_settings
 
 
 @dataclass
@@ -23,28 +24,72 @@ class VideoResult:
     elapsed_s: float = 0.0
 
 
-def _positive_int(name, value, upper):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= upper:
-        raise ValueError(f"{name}={value!r} must be a whole number from 1 to {upper}.")
+def leaner_settings(pipe, frames, height, width):
+    """Concrete changes that need less GPU memory than these settings, most effective first. Notebook 04."""
+    tips = []
+    if frames > 1:
+        tips.append(f"frames={frames // 2} (memory grows with the number of frames)")
+    if height * width > 256 * 256:
+        tips.append("height=256, width=256 (the size the model was trained on)")
+    if not getattr(pipe.vae, "use_slicing", True):
+        tips.append("pipe.vae.enable_slicing() (decodes one frame at a time)")
+    runtime = getattr(pipe, "t2v_runtime", None)
+    offload = runtime.offload if runtime else "none"
+    if offload == "none":
+        tips.append("load_pipeline(..., offload='model') (keeps only the running model on the GPU)")
+    if offload != "sequential":
+        tips.append("load_pipeline(..., offload='sequential') (one layer at a time on the GPU; much slower)")
+    tips.append("restart the runtime if an earlier pipeline or video is still in GPU memory")
+    return tips
 
 
-def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed):
-    """Refuse settings the model cannot take, with a message that says what to change. Notebook 04."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"prompt={prompt!r} must be some text, such as 'Spiderman is surfing'.")
-    _positive_int("steps", steps, 1000)
-    _positive_int("frames", frames, 1024)
-    # The VAE shrinks frames 8x (the real model); 8 also keeps H.264's even sizes.
-    multiple = max(8, pipe.vae_scale_factor)
-    for name, value in (("height", height), ("width", width)):
-        _positive_int(name, value, 4096)
-        if value % multiple:
-            nearest = max(multiple, round(value / multiple) * multiple)
-            raise ValueError(f"{name}={value} must be a multiple of {multiple} for this model; try {nearest}.")
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= 100:
-        raise ValueError(f"guidance={guidance!r} must be a number from 0 to 100 (the model's default is 9).")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED):
-        raise ValueError(f"seed={seed!r} must be a whole number from 0 to 2**63-1, or None for a random one.")
+def _seconds(s):
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+
+
+def _on_cpu(pipe):
+    runtime = getattr(pipe, "t2v_runtime", None)
+    return (runtime.device if runtime else pipe.device.type) == "cpu"
+
+
+def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step):
+    """Run the pipeline: (output, None), or (None, torch's message) when the GPU ran out of memory."""
+    notice = _on_cpu(pipe) and not getattr(pipe, "t2v_cpu_notice_shown", False)
+    step_ends = []
+
+    def callback(step, timestep, latents):
+        step_ends.append(time.perf_counter())
+        # Time the second step: the first also pays one-off start-up costs.
+        if notice and step == 1:
+            took = step_ends[1] - step_ends[0]
+            total = _seconds(took * steps)
+            print(f"No GPU, so this runs on the CPU: about {_seconds(took)} per step, {total} for {steps} steps.")
+            pipe.t2v_cpu_notice_shown = True
+        if on_step:
+            on_step(step + 1, steps, latents)
+
+    try:
+        output = pipe(
+            prompt,
+            negative_prompt=negative_prompt or None,
+            num_inference_steps=steps,
+            num_frames=frames,
+            height=height,
+            width=width,
+            guidance_scale=guidance,
+            # A CPU generator gives the same starting noise on every device.
+            generator=torch.Generator("cpu").manual_seed(seed),
+            output_type="np",
+            callback=callback if on_step or notice else None,
+        )
+        return output, None
+    except torch.OutOfMemoryError as error:
+        # Keep only the text: the error's traceback holds the failed call's GPU tensors.
+        message = (str(error).strip() or "out of memory").splitlines()[0][:200]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return None, message
 
 
 def generate(
@@ -59,35 +104,38 @@ def generate(
     guidance=9.0,
     seed=0,
     on_step=None,
+    retry_leaner=False,
 ):
     """Make one video from `prompt`; the same seed and settings give the same frames. Notebook 04.
 
     `height`/`width` default to the model's own size (256 for the real model). `seed=None`
     draws a random seed, recorded in the result. `on_step(step, steps, latents)` is called
-    after every denoising step.
+    after every denoising step. Bad settings raise SettingError (a ValueError) before any
+    model work. If the GPU runs out of memory, GPUMemoryError lists leaner settings;
+    with `retry_leaner=True` it first retries once with half the frames and VAE slicing.
     """
-    height = height or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    width = width or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    check_settings(pipe, prompt, steps, frames, height, width, guidance, seed)
+    default_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    height = default_size if height is None else height
+    width = default_size if width is None else width
+    check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt)
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else int(seed)
-
-    def callback(step, timestep, latents):
-        on_step(step + 1, steps, latents)
+    asked_frames = frames
 
     start = time.perf_counter()
-    output = pipe(
-        prompt,
-        negative_prompt=negative_prompt or None,
-        num_inference_steps=steps,
-        num_frames=frames,
-        height=height,
-        width=width,
-        guidance_scale=guidance,
-        # A CPU generator gives the same starting noise on every device.
-        generator=torch.Generator("cpu").manual_seed(seed),
-        output_type="np",
-        callback=callback if on_step else None,
-    )
+    output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
+    if out_of_memory and retry_leaner and frames > 1:
+        frames = frames // 2
+        pipe.vae.enable_slicing()
+        print(f"Out of GPU memory with frames={asked_frames}: retrying once with frames={frames} and VAE slicing.")
+        start = time.perf_counter()
+        output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
+    if out_of_memory:
+        tips = "; ".join(leaner_settings(pipe, frames, height, width))
+        retry = "" if retry_leaner else " Or pass retry_leaner=True to retry once with half the frames."
+        raise GPUMemoryError(
+            f"The GPU ran out of memory making {frames} frames of {width}x{height} ({out_of_memory}). "
+            f"Each of these needs less memory: {tips}.{retry}"
+        )
     elapsed = time.perf_counter() - start
     settings = dict(
         model=getattr(pipe, "t2v_model_id", pipe.name_or_path),
@@ -99,5 +147,7 @@ def generate(
         guidance=guidance,
         scheduler=scheduler_name(pipe),
     )
+    if frames != asked_frames:
+        settings["frames_asked"] = asked_frames
     # `.frames` holds a batch of videos; this call makes one, so keep `.frames[0]`.
     return VideoResult(output.frames[0], prompt, seed, settings, elapsed)

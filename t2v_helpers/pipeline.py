@@ -2,13 +2,18 @@
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from .errors import ModelNotAvailableError, PickleWeightsError, SettingError
 from .tiny import TINY_MODEL_ID, build_tiny_model
+from .validate import check_choice
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
 OFFLOAD_MODES = ("auto", "model", "sequential", "none")
+# Weight files that Python's pickle reads, and pickle can run any code while it reads.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 @dataclass
@@ -28,16 +33,18 @@ def choose_runtime(offload="auto", dtype=None):
     float32 on the CPU (float16 runs there too, but about 6 times slower) and no offload,
     since diffusers' offload needs an accelerator to move the models to.
     """
-    if offload not in OFFLOAD_MODES:
-        raise ValueError(f"offload={offload!r} is not a mode; choose one of {list(OFFLOAD_MODES)}.")
+    offload = check_choice("offload", offload, OFFLOAD_MODES, problem="is not an offload mode")
     if torch.cuda.is_available():
         mode = "model" if offload == "auto" else offload
         reason = f"CUDA GPU found ({torch.cuda.get_device_name(0)}): fp16 weights, offload={mode!r}."
         return Runtime("cuda", dtype or torch.float16, mode, reason)
     if offload in ("model", "sequential"):
-        raise ValueError(
-            f"offload={offload!r} needs a CUDA GPU and none is visible "
-            "(diffusers raises 'requires accelerator'); use offload='none' or 'auto' on the CPU."
+        raise SettingError(
+            "offload",
+            offload,
+            "needs a CUDA GPU and none is visible (diffusers raises 'requires accelerator')",
+            "'auto' or 'none' on a machine without a GPU",
+            "offload='auto'",
         )
     reason = "No CUDA GPU: running on the CPU in float32, without offload."
     return Runtime("cpu", dtype or torch.float32, "none", reason)
@@ -70,18 +77,63 @@ def default_model():
     return MODEL_ID, f"Downloading {MODEL_ID} from the hub (about 3.4 GB in fp16) on first use."
 
 
-def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=True, verbose=True):
+def pickle_only_weights(folder):
+    """Pickle weight files in a local model folder whose part has no safetensors file. Notebook 02."""
+    found = [p for p in Path(folder).rglob("*") if p.suffix in PICKLE_SUFFIXES and p.is_file()]
+    return sorted(p for p in found if not any(p.parent.glob("*.safetensors")))
+
+
+def _not_available_message(model_id, error):
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        why = "HF_HUB_OFFLINE=1 forbids downloading it"
+        retry = "or unset HF_HUB_OFFLINE where the hub is reachable"
+    else:
+        why = "HF_HUB_OFFLINE is not set, but downloading it failed (is the hub reachable?)"
+        retry = "or set HF_HUB_OFFLINE=1 to stop trying the hub"
+    folder = "models--" + model_id.replace("/", "--")
+    detail = " ".join(str(error).split())[:300]
+    return (
+        f"Cannot load model {model_id!r}: it is not in the local cache {constants.HF_HUB_CACHE} and {why}. "
+        f"On a machine with internet, run `hf download {model_id}` and copy the folder {folder} from its "
+        f"cache (~/.cache/huggingface/hub) into {constants.HF_HUB_CACHE} here, {retry}. "
+        f"To follow along without it, use the tiny model: load_pipeline('tiny'). (diffusers said: {detail})"
+    )
+
+
+def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=True, verbose=True, allow_pickle=False):
     """Load the pipeline the way the article does, with the current argument names. Notebook 02.
 
     `model_id` 'tiny' selects the offline tiny model. Returns the pipeline; its
-    `t2v_runtime` attribute records what was chosen and why.
+    `t2v_runtime` attribute records what was chosen and why. Weights load from
+    safetensors only; `allow_pickle=True` also loads pickle (`.bin`) weights, which
+    can run code: use it only for a model whose source you trust. A model that is
+    neither cached nor downloadable raises ModelNotAvailableError with the command to fetch it.
     """
     from diffusers import DiffusionPipeline
 
     runtime = choose_runtime(offload, dtype)
-    pipe = DiffusionPipeline.from_pretrained(
-        model_path(model_id), dtype=runtime.dtype, variant="fp16", use_safetensors=True
-    )
+    path = model_path(model_id)
+    local = Path(path).is_dir()
+    if local and not allow_pickle:
+        unsafe = pickle_only_weights(path)
+        if unsafe:
+            names = ", ".join(str(p.relative_to(path)) for p in unsafe)
+            raise PickleWeightsError(
+                f"Model {model_id!r} has pickle weights and no safetensors for them ({names}). Loading "
+                "pickle can run any code hidden in the file, so it is refused by default. If you trust "
+                "where the files came from, pass allow_pickle=True; better, convert them to safetensors."
+            )
+    try:
+        # trust_remote_code is never passed: a model repository cannot run its own code here.
+        pipe = DiffusionPipeline.from_pretrained(
+            path, dtype=runtime.dtype, variant="fp16", use_safetensors=None if allow_pickle else True
+        )
+    except OSError as error:
+        if local:
+            raise
+        raise ModelNotAvailableError(_not_available_message(model_id, error)) from error
     if runtime.offload == "model":
         pipe.enable_model_cpu_offload()
     elif runtime.offload == "sequential":

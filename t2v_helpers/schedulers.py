@@ -1,7 +1,5 @@
 """The schedulers that work with the text-to-video pipeline, by short name. Notebook 03."""
 
-import difflib
-
 from diffusers import (
     DDIMScheduler,
     DEISMultistepScheduler,
@@ -12,6 +10,8 @@ from diffusers import (
     PNDMScheduler,
     UniPCMultistepScheduler,
 )
+
+from .validate import check_choice
 
 # name -> (class, settings that differ from the pipeline's own scheduler config)
 SCHEDULERS = {
@@ -33,13 +33,8 @@ def scheduler_names():
 
 
 def check_scheduler_name(name):
-    """Return the registered name for `name`, or raise ValueError with close matches. Notebook 03."""
-    key = str(name).strip().lower()
-    if key in SCHEDULERS:
-        return key
-    close = difflib.get_close_matches(key, SCHEDULERS, n=3, cutoff=0.4)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"scheduler={name!r} is not a registered scheduler; choose one of {scheduler_names()}.{hint}")
+    """Return the registered name for `name`, or raise SettingError (a ValueError) naming the closest. Notebook 03."""
+    return check_choice("scheduler", name, SCHEDULERS, default="dpm", problem="is not a registered scheduler")
 
 
 def set_scheduler(pipe, name):

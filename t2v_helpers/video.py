@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .environment import library_versions
+from .errors import VideoExportError
+from .validate import check_fps, check_output_dir
 
 MODEL_FPS = 8  # ModelScope's model was trained on 8 frames per second
 
@@ -29,6 +33,7 @@ def _publish(write, path):
     A crash leaves no half-written file under `path`, and an existing file is never replaced.
     """
     path = Path(path)
+    check_output_dir(path.parent, name="folder of path")
     handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
@@ -43,6 +48,7 @@ def write_mp4(frames, path, fps=MODEL_FPS):
     """Write an H.264 / yuv420p MP4 that browsers play; refuses to replace a file. Notebook 04."""
     import imageio_ffmpeg
 
+    check_fps(fps)
     frames = to_uint8(frames)
     height, width = frames.shape[1:3]
 
@@ -58,9 +64,30 @@ def write_mp4(frames, path, fps=MODEL_FPS):
             ffmpeg_log_level="error",
         )
         writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
+        try:
+            for frame in frames:
+                writer.send(np.ascontiguousarray(frame))
+        except OSError as error:  # ffmpeg stopped reading: killed, crashed, or out of disk space
+            reason = (str(error).strip() or "I/O error").splitlines()[0]
+            raise VideoExportError(
+                f"ffmpeg stopped while writing {path.name} ({reason}), so nothing was saved under that name. "
+                "Check the free disk space (df -h) and memory, then save again; earlier files are untouched."
+            ) from None
+        finally:
+            writer.close()  # stops ffmpeg also when sending failed or was interrupted
+        # imageio-ffmpeg ignores ffmpeg's exit status, so a killed ffmpeg or a full disk
+        # can leave a short file: count what was written before giving it the final name.
+        try:
+            written, _ = imageio_ffmpeg.count_frames_and_secs(tmp)
+        except (RuntimeError, OSError) as error:
+            written, why = 0, str(error).strip().splitlines()[-1]
+        else:
+            why = f"it holds {written} of {len(frames)} frames"
+        if written != len(frames):
+            raise VideoExportError(
+                f"ffmpeg did not write a complete video ({why}), so nothing was saved as {path.name}. "
+                "Check the free disk space (df -h) and save again; earlier files are untouched."
+            )
 
     return _publish(write, path)
 
@@ -69,6 +96,7 @@ def write_gif(frames, path, fps=MODEL_FPS):
     """Write a looping GIF; refuses to replace a file. Notebook 04."""
     from PIL import Image
 
+    check_fps(fps)
     images = [Image.fromarray(frame) for frame in to_uint8(frames)]
 
     def write(tmp):
@@ -82,9 +110,18 @@ def write_png_frames(frames, folder):
     from PIL import Image
 
     folder = Path(folder)
-    folder.mkdir(parents=True)  # fails if it exists: never mix two videos' frames
-    for i, frame in enumerate(to_uint8(frames)):
-        Image.fromarray(frame).save(folder / f"frame_{i:03d}.png")
+    if folder.exists():  # never mix two videos' frames
+        raise FileExistsError(f"{folder} already exists; choose a new folder name.")
+    check_output_dir(folder.parent, name="parent of folder", create=True)
+    # Fill a hidden folder beside it, then rename: an interrupted write leaves no half-filled folder.
+    staging = folder.parent / f".{folder.name}-{secrets.token_hex(4)}"
+    staging.mkdir()  # not mkdtemp, which would make the folder private to you
+    try:
+        for i, frame in enumerate(to_uint8(frames)):
+            Image.fromarray(frame).save(staging / f"frame_{i:03d}.png")
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -120,14 +157,29 @@ def save_video(result, out_dir="outputs", *, fps=MODEL_FPS, gif=False, png_frame
     File names come from the prompt and seed; an existing file is never overwritten,
     a free name such as `...-2.mp4` is used instead.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_fps(fps)
+    out_dir = check_output_dir(out_dir, create=True)
     stem = free_stem(out_dir, f"{slug(result.prompt)}-seed{result.seed}", (".mp4", ".json", ".gif", "_frames"))
-    saved = SavedVideo(mp4=write_mp4(result.frames, out_dir / f"{stem}.mp4", fps), sidecar=out_dir / f"{stem}.json")
-    if gif:
-        saved.gif = write_gif(result.frames, out_dir / f"{stem}.gif", fps)
-    if png_frames:
-        saved.frames_dir = write_png_frames(result.frames, out_dir / f"{stem}_frames")
+    saved = SavedVideo(mp4=None, sidecar=out_dir / f"{stem}.json")
+    try:
+        saved.mp4 = write_mp4(result.frames, out_dir / f"{stem}.mp4", fps)
+        if gif:
+            saved.gif = write_gif(result.frames, out_dir / f"{stem}.gif", fps)
+        if png_frames:
+            saved.frames_dir = write_png_frames(result.frames, out_dir / f"{stem}_frames")
+        _publish(lambda tmp: Path(tmp).write_text(json.dumps(_sidecar(result, saved, fps), indent=2)), saved.sidecar)
+    except BaseException:
+        # Take back this call's own new files, so a failed save leaves no video without its sidecar.
+        for path in (saved.mp4, saved.gif):
+            if path:
+                path.unlink(missing_ok=True)
+        if saved.frames_dir:
+            shutil.rmtree(saved.frames_dir, ignore_errors=True)
+        raise
+    return saved
+
+
+def _sidecar(result, saved, fps):
     sidecar = {
         "prompt": result.prompt,
         "seed": result.seed,
@@ -141,8 +193,7 @@ def save_video(result, out_dir="outputs", *, fps=MODEL_FPS, gif=False, png_frame
     }
     if result.settings.get("model") == "tiny":
         sidecar["note"] = "made with the tiny random-weight model: the video is noise"
-    _publish(lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)), saved.sidecar)
-    return saved
+    return sidecar
 
 
 def show_video(path, width=None):

@@ -1,0 +1,187 @@
+"""Checks for every setting a learner can type, shared by generate, the studio and the command line. Notebook 04.
+
+Each check runs before any model work and raises `SettingError` (a ValueError) naming
+the parameter, the value, what is allowed and a value to try instead.
+"""
+
+import difflib
+import math
+import numbers
+import os
+import warnings
+from pathlib import Path
+
+from .errors import PromptTooLongWarning, SettingError
+
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 1000  # the model was trained on 1000 noise levels; no scheduler takes more steps
+MAX_FRAMES = 1024
+MAX_SIZE = 4096
+MAX_FPS = 120
+EXAMPLE_PROMPT = "Spiderman is surfing"
+
+
+def _as_number(value):
+    """`value` as a finite float if it reads as one (so '25' or 24.6 get a useful suggestion), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_whole(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _what_is_wrong(value, whole):
+    if isinstance(value, str):
+        return "is text, not a number"
+    if _as_number(value) is None:
+        return "is not a number"
+    if whole and not _is_whole(value):
+        return "is not a whole number"
+    return "is out of range"
+
+
+def check_choice(name, value, choices, default=None, problem="is not one of the choices"):
+    """Return `value` (trimmed, lowercase) if it is one of `choices`, else raise SettingError with the closest. Notebook 03."""
+    key = value.strip().lower() if isinstance(value, str) else None
+    if key in choices:
+        return key
+    close = difflib.get_close_matches(str(value).strip().lower(), list(choices), n=1, cutoff=0.4)
+    best = close[0] if close else default or list(choices)[0]
+    raise SettingError(name, value, problem, f"one of {list(choices)}", f"{name}={best!r}")
+
+
+def check_whole_number(name, value, low, high, default):
+    """Return `value` as an int if it is a whole number from `low` to `high`, else raise SettingError. Notebook 04."""
+    if _is_whole(value) and low <= value <= high:
+        return int(value)
+    number = _as_number(value)
+    nearest = default if number is None else min(high, max(low, round(number)))
+    raise SettingError(name, value, _what_is_wrong(value, True), f"a whole number from {low} to {high}", f"{name}={nearest}")
+
+
+def check_prompt(prompt, name="prompt", tokenizer=None):
+    """Refuse a missing or blank prompt; warn when the text encoder will cut its end. Notebook 04.
+
+    With `tokenizer` (such as `pipe.tokenizer`), a prompt longer than the encoder's
+    77 tokens gives a PromptTooLongWarning that quotes the part that is cut.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        problem = "is empty" if isinstance(prompt, str) else "is not text"
+        allowed = "some words describing the video, up to 77 tokens (about 50 words)"
+        raise SettingError(name, prompt, problem, allowed, f"{name}={EXAMPLE_PROMPT!r}")
+    if tokenizer is not None:
+        limit = tokenizer.model_max_length
+        ids = tokenizer(prompt, verbose=False).input_ids
+        if len(ids) > limit:
+            # The pipeline keeps the start marker, the first limit-2 tokens and the end marker.
+            cut = tokenizer.decode(ids[limit - 1 : -1]).strip()
+            warnings.warn(
+                f"{name} is {len(ids)} tokens long and the text encoder reads only {limit}, "
+                f"so this end is ignored: {cut!r}. Put what matters first, or shorten the {name}.",
+                PromptTooLongWarning,
+                stacklevel=3,
+            )
+    return prompt
+
+
+def check_size(name, value, multiple=8):
+    """Return `value` if it is a positive multiple of `multiple` up to 4096, else suggest the nearest. Notebook 04."""
+    top = MAX_SIZE - MAX_SIZE % multiple
+    if _is_whole(value) and multiple <= value <= top and value % multiple == 0:
+        return int(value)
+    number = _as_number(value)
+    nearest = min(top, max(multiple, round((256 if number is None else number) / multiple) * multiple))
+    problem = _what_is_wrong(value, True)
+    if problem == "is out of range" and multiple <= value <= top:
+        problem = f"is not a multiple of {multiple} (the model works on {multiple}x{multiple} pixel blocks)"
+    raise SettingError(name, value, problem, f"a multiple of {multiple} from {multiple} to {top}", f"{name}={nearest}")
+
+
+def check_guidance(guidance):
+    """Return `guidance` as a float if it is a number from 0 to 100, else raise SettingError. Notebook 04."""
+    if isinstance(guidance, numbers.Real) and not isinstance(guidance, bool) and 0 <= guidance <= 100:
+        return float(guidance)
+    number = _as_number(guidance)
+    nearest = 9.0 if number is None else min(100.0, max(0.0, number))
+    allowed = "a number from 0 to 100 (0 ignores the prompt; the model's default is 9)"
+    raise SettingError("guidance", guidance, _what_is_wrong(guidance, False), allowed, f"guidance={nearest:g}")
+
+
+def check_seed(seed):
+    """Return `seed` as an int (None stays None: a random seed), else raise SettingError. Notebook 04."""
+    if seed is None:
+        return None
+    if _is_whole(seed) and 0 <= seed <= MAX_SEED:
+        return int(seed)
+    number = _as_number(seed)
+    nearest = 0 if number is None else min(MAX_SEED, max(0, int(number)))
+    allowed = "a whole number from 0 to 2**63-1, or None for a random seed"
+    raise SettingError("seed", seed, _what_is_wrong(seed, True), allowed, f"seed={nearest}")
+
+
+def check_fps(fps):
+    """Return `fps` as a float if it is a number from 1 to 120, else raise SettingError. Notebook 04."""
+    if isinstance(fps, numbers.Real) and not isinstance(fps, bool) and 1 <= fps <= MAX_FPS:
+        return float(fps)
+    number = _as_number(fps)
+    nearest = 8 if number is None else min(MAX_FPS, max(1, number))
+    allowed = f"frames per second from 1 to {MAX_FPS} (the model was trained on 8)"
+    raise SettingError("fps", fps, _what_is_wrong(fps, False), allowed, f"fps={nearest:g}")
+
+
+def check_output_dir(folder, name="out_dir", create=False):
+    """Return `folder` as a Path if files can be written there (made first when `create`), else raise SettingError. Notebook 04."""
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip() or "\x00" in str(folder):
+        raise SettingError(name, folder, "is not a folder name", "the name of a folder", "a folder such as 'outputs'")
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            problem = "is a file, not a folder"
+        elif not folder.exists() and not create:
+            raise SettingError(
+                name,
+                str(folder),
+                "does not exist",
+                "an existing folder",
+                f"creating it first with os.makedirs({str(folder)!r}), or another folder such as 'outputs'",
+            )
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(folder, os.W_OK | os.X_OK)
+            problem = None if writable else "cannot be written to"
+    except OSError as error:
+        problem = f"cannot be used ({error.strerror or error})"
+    if problem:
+        raise SettingError(name, str(folder), problem, "a folder you can write to", "another folder, such as 'outputs'")
+    return folder
+
+
+def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None):
+    """Refuse settings the model cannot take, with a message that says what to change. Notebook 04.
+
+    `pipe` may be None to check before a model is loaded (as the command line does);
+    with a pipeline, the size must suit its VAE and a long prompt warns what is cut.
+    `height`/`width` None mean the model's own size.
+    """
+    tokenizer = getattr(pipe, "tokenizer", None)
+    check_prompt(prompt, "prompt", tokenizer)
+    if negative_prompt is not None and negative_prompt != "":
+        if not isinstance(negative_prompt, str):
+            suggestion = "negative_prompt='blurry, low quality'"
+            raise SettingError("negative_prompt", negative_prompt, "is not text", "text or None", suggestion)
+        check_prompt(negative_prompt, "negative_prompt", tokenizer)
+    check_whole_number("steps", steps, 1, MAX_STEPS, 25)
+    check_whole_number("frames", frames, 1, MAX_FRAMES, 16)
+    # The VAE shrinks frames 8x (the real model); 8 also keeps H.264's even sizes.
+    multiple = max(8, getattr(pipe, "vae_scale_factor", 8))
+    for name, value in (("height", height), ("width", width)):
+        if value is not None:
+            check_size(name, value, multiple)
+    check_guidance(guidance)
+    check_seed(seed)
