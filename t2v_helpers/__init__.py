@@ -8,6 +8,7 @@ from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, 
 from .generate import VideoResult, check_settings, generate
 from .pipeline import MODEL_ID, OFFLOAD_MODES, choose_runtime, default_model, load_pipeline, model_path, parameter_counts
 from .schedulers import SCHEDULERS, check_scheduler_name, scheduler_name, scheduler_names, set_scheduler
+from .studio import HistoryEntry, Studio
 from .tiny import TINY_MODEL_ID, build_tiny_model
 from .validate import check_fps, check_output_dir, check_prompt
 from .video import MODEL_FPS, SavedVideo, save_video, show_video, slug, write_gif, write_mp4, write_png_frames

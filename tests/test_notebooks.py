@@ -65,11 +65,13 @@ def test_settings_come_from_one_visible_cell(path):
         assert 'os.environ.get("T2V_MODEL", "ali-vilab/text-to-video-ms-1.7b")' in readers[0]
 
 
-def test_notebooks_define_no_functions():
-    for path in NOTEBOOKS:
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type == "code":
-                assert not re.search(r"^def ", cell.source, re.MULTILINE), f"{path.name}: move functions to t2v_helpers"
+def test_no_notebook_needs_a_function_from_another():
+    """A function a lesson writes in the open is its own; shared ones live in t2v_helpers."""
+    sources = {p.name: "\n".join(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code") for p in NOTEBOOKS}
+    for name, source in sources.items():
+        for function in re.findall(r"^def (\w+)", source, re.MULTILINE):
+            users = [other for other, text in sources.items() if other != name and re.search(rf"\b{function}\(", text)]
+            assert not users, f"{users} call {function}() from {name}: move it to t2v_helpers"
 
 
 def test_colab_links_list_every_notebook():

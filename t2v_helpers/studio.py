@@ -1,0 +1,304 @@
+"""A studio of ipywidgets to make videos by turning knobs: controls, progress, the video, a history. Notebook 05.
+
+Only ipywidgets 8's own widgets are used, which JupyterLab, Jupyter Notebook 7, VS Code
+and Colab all display, so there is no front-end code to build or install.
+"""
+
+import html
+import io
+import os
+import secrets
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from traitlets import TraitError
+
+from .generate import generate
+from .schedulers import scheduler_name, scheduler_names, set_scheduler
+from .video import MODEL_FPS, save_video, to_uint8
+
+# The random-seed button draws below 2**32: a browser's numbers hold whole numbers
+# exactly only up to 2**53, so bigger seeds would change on their way to the page.
+RANDOM_SEED_LIMIT = 2**32
+CONTROLS = ("prompt", "negative_prompt", "steps", "frames", "guidance", "seed", "scheduler", "height", "width", "fps")
+_LABEL = {"description_width": "130px"}
+_ERROR = "color:#b00020"
+
+
+@dataclass
+class HistoryEntry:
+    """One video made in the studio: the control values that made it and its files. Notebook 05."""
+
+    number: int
+    values: dict
+    mp4: Path
+    sidecar: Path
+    elapsed_s: float
+    thumbnail: bytes
+
+
+def _thumbnail(frames):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(frames)[len(frames) // 2]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Studio:
+    """Widgets to make videos with `pipe`: set the controls, press Generate, compare in the history. Notebook 05.
+
+    Display it by leaving it as the last line of a cell. Every video is saved as an MP4
+    with a JSON sidecar in `out_dir` (never overwriting a file). The keyword arguments
+    are the controls' starting values (ValueError if a control cannot hold one: steps
+    1 to 100, frames 1 to 64, guidance 0 to 20, fps 1 to 30); height and width default
+    to the model's own size.
+    """
+
+    def __init__(
+        self,
+        pipe,
+        out_dir="outputs",
+        *,
+        prompt="Spiderman is surfing",
+        negative_prompt="",
+        steps=25,
+        frames=16,
+        height=None,
+        width=None,
+        guidance=9.0,
+        seed=0,
+        fps=MODEL_FPS,
+    ):
+        import ipywidgets as widgets  # here, not at the top: the package works without the notebooks extra
+
+        if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+            raise ValueError(f"out_dir={out_dir!r} must be the name of a folder for the videos, such as 'outputs'.")
+        self.pipe = pipe
+        self.out_dir = Path(out_dir)
+        self.history = []
+        self.last_error = None
+        native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        names = scheduler_names()
+        current = scheduler_name(pipe)
+
+        self.prompt = widgets.Textarea(description="prompt", rows=2, style=_LABEL, layout={"width": "100%"})
+        self.negative_prompt = widgets.Text(
+            description="negative prompt", placeholder="what to keep out, e.g. blurry, text", style=_LABEL, layout={"width": "100%"}
+        )
+        self.steps = widgets.IntSlider(min=1, max=100, description="steps", style=_LABEL)
+        self.frames = widgets.IntSlider(min=1, max=64, description="frames", style=_LABEL)
+        self.guidance = widgets.FloatSlider(min=0, max=20, step=0.5, description="guidance scale", style=_LABEL)
+        self.fps = widgets.IntSlider(min=1, max=30, description="fps", style=_LABEL)
+        # Plain number boxes, not sliders: a value the model cannot take reaches the
+        # check in generate() and comes back as a message that says what to change.
+        self.seed = widgets.IntText(description="seed", style=_LABEL, layout={"width": "290px"})
+        self.random_seed_button = widgets.Button(description="random", tooltip="Draw a random seed", icon="dice")
+        self.random_seed_button.layout.width = "110px"
+        self.scheduler = widgets.Dropdown(
+            options=names if current in names else [current, *names], value=current, description="scheduler", style=_LABEL
+        )
+        self.height = widgets.IntText(step=8, description="height", style=_LABEL)
+        self.width = widgets.IntText(step=8, description="width", style=_LABEL)
+        height = native if height is None else height
+        width = native if width is None else width
+        start = dict(prompt=prompt, negative_prompt=negative_prompt, steps=steps, frames=frames, guidance=guidance)
+        self.load(dict(start, seed=seed, height=height, width=width, fps=fps))
+
+        self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="progress", style=_LABEL)
+        self.elapsed = widgets.Label(value="")
+        self.message = widgets.HTML(value="")
+        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, controls=True)
+        self.video.layout.display = "none"  # until there is a video to show
+        self.files = widgets.HTML(value="")
+        self.history_box = widgets.HBox(layout={"overflow_x": "auto", "width": "100%"})
+
+        self.random_seed_button.on_click(self.random_seed)
+        self.generate_button.on_click(self.make_video)
+        # Stable class names for the browser test and for anyone who styles the studio.
+        for name in ("prompt", "negative_prompt", "seed", "generate_button", "random_seed_button", "progress",
+                     "message", "video", "files", "history_box", "height", "width"):
+            getattr(self, name).add_class("t2v-" + name.replace("_", "-"))
+
+        model = getattr(pipe, "t2v_model_id", pipe.name_or_path)
+        runtime = getattr(pipe, "t2v_runtime", None)
+        where = f" · {runtime.device}, {str(runtime.dtype).replace('torch.', '')}" if runtime else ""
+        noise = " · random weights: its videos are noise" if model == "tiny" else ""
+        header = widgets.HTML(f"<b>Text-to-video studio</b> · model {html.escape(str(model))}{where}{noise}")
+        self.ui = widgets.VBox(
+            [
+                header,
+                self.prompt,
+                self.negative_prompt,
+                widgets.HBox(
+                    [
+                        widgets.VBox([self.steps, self.frames, self.guidance, self.fps]),
+                        widgets.VBox([widgets.HBox([self.seed, self.random_seed_button]), self.scheduler, self.height, self.width]),
+                    ]
+                ),
+                widgets.HBox([self.generate_button, self.progress, self.elapsed]),
+                self.message,
+                self.video,
+                self.files,
+                widgets.HTML("<b>History</b> (newest first): <i>show</i> plays a video again, <i>load</i> puts its settings back in the controls."),
+                self.history_box,
+            ]
+        )
+        self.ui.add_class("t2v-studio")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+    def values(self):
+        """The controls' current values, as a dict. Notebook 05."""
+        return {name: getattr(self, name).value for name in CONTROLS}
+
+    def load(self, values):
+        """Put `values` (a dict from `values()` or a history entry) back into the controls. Notebook 05."""
+        unknown = sorted(set(values) - set(CONTROLS))
+        if unknown:
+            raise ValueError(f"values has keys {unknown} that are not controls; use some of {list(CONTROLS)}.")
+        for name, value in values.items():
+            control = getattr(self, name)
+            try:
+                control.value = value
+            except TraitError:
+                kind = type(control.value).__name__
+                allowed = f"choose one of {list(control.options)}" if hasattr(control, "options") else f"it holds values of type {kind}"
+                raise ValueError(f"{name}={value!r} does not fit the {name} control; {allowed}.") from None
+            # Sliders clamp a value outside their range instead of refusing it: refuse it here.
+            if control.value != value:
+                limits = f" from {control.min} to {control.max}" if hasattr(control, "max") else ""
+                raise ValueError(f"{name}={value!r} does not fit the {name} control; use a value{limits} such as {control.value!r}.")
+
+    def _say(self, text, error=False):
+        style = f' style="{_ERROR}"' if error else ""
+        self.message.value = f"<div{style}>{text}</div>"
+
+    def random_seed(self, _button=None):
+        """Draw a random seed into the seed box and say which. Notebook 05."""
+        self.seed.value = secrets.randbelow(RANDOM_SEED_LIMIT)
+        self._say(f"Drew seed {self.seed.value}. The same seed and settings make the same video again.")
+
+    def make_video(self, _button=None):
+        """Make a video from the controls' values: what the Generate button runs. Notebook 05.
+
+        Generation runs here, in the click handler; the button stays disabled until it is
+        done. A value the model cannot take, an out-of-memory error or any other error is
+        shown in the studio (and kept in `last_error`), and the studio stays usable.
+        """
+        if self.generate_button.disabled:
+            return None
+        values = self.values()
+        self.generate_button.disabled = True
+        self.progress.max = max(1, values["steps"])
+        self.progress.value = 0
+        self.progress.bar_style = "info"
+        self.elapsed.value = ""
+        self._say("Generating…")
+        start = time.perf_counter()
+
+        def on_step(step, steps, latents):
+            self.progress.value = step
+            self.elapsed.value = f"step {step}/{steps} · {time.perf_counter() - start:.1f} s"
+
+        try:
+            if values["scheduler"] != scheduler_name(self.pipe):
+                set_scheduler(self.pipe, values["scheduler"])
+            result = generate(
+                self.pipe,
+                values["prompt"],
+                negative_prompt=values["negative_prompt"],
+                steps=values["steps"],
+                frames=values["frames"],
+                height=values["height"],
+                width=values["width"],
+                guidance=values["guidance"],
+                seed=values["seed"],
+                on_step=on_step,
+            )
+            saved = save_video(result, self.out_dir, fps=values["fps"])
+        except Exception as error:  # shown in the studio, kept in last_error: never lost
+            self.last_error = error
+            self.progress.bar_style = "danger"
+            self._say(self._explain(error, values), error=True)
+            return None
+        finally:
+            self.generate_button.disabled = False
+        self.last_error = None
+        self.progress.bar_style = "success"
+        self.elapsed.value = f"{len(result.frames)} frames in {result.elapsed_s:.1f} s"
+        entry = HistoryEntry(len(self.history) + 1, values, saved.mp4, saved.sidecar, result.elapsed_s, _thumbnail(result.frames))
+        self.history.append(entry)
+        self.history_box.children = (self._card(entry), *self.history_box.children)
+        self.show(entry)
+        self._say(f"Made video #{entry.number} (seed {result.seed}).")
+        return entry
+
+    def _explain(self, error, values):
+        if isinstance(error, ValueError):
+            return f"Not made: {html.escape(str(error))}"
+        if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower():
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # give back what the failed run held, for the next try
+            smaller = max(8, values["height"] // 2 // 8 * 8)
+            return (
+                f"Out of memory making {values['frames']} frames at {values['height']}×{values['width']}. "
+                f"Try fewer frames (such as {max(1, values['frames'] // 2)}), a smaller size (such as {smaller}), "
+                "or load the pipeline with CPU offload: <code>t2v.load_pipeline(MODEL_ID, offload='model')</code>, "
+                "or <code>offload='sequential'</code> (slowest, least memory).<br>"
+                f"<small>{html.escape(str(error))}</small>"
+            )
+        details = html.escape("".join(traceback.format_exception(error)))
+        return (
+            f"Generation failed: {type(error).__name__}: {html.escape(str(error))}. The studio still works: change "
+            "a setting and press Generate again; <code>raise studio.last_error</code> in a cell shows the traceback."
+            f"<details><summary>traceback</summary><pre>{details}</pre></details>"
+        )
+
+    def show(self, entry):
+        """Play a history entry's video again and list its files. Notebook 05."""
+        try:
+            self.video.value = Path(entry.mp4).read_bytes()
+        except OSError as error:
+            self._say(
+                f"Cannot show video #{entry.number}: {html.escape(str(error))}. Its settings are still here: "
+                "press <i>load</i> on it, then Generate, to make it again.",
+                error=True,
+            )
+            return
+        self.video.width = str(max(320, entry.values["width"]))  # small videos are hard to see at their own size
+        self.video.layout.display = ""
+        self.files.value = (
+            f"Video #{entry.number}: MP4 <code>{html.escape(str(entry.mp4))}</code>, "
+            f"settings <code>{html.escape(str(entry.sidecar))}</code>"
+        )
+        self._say(f"Showing video #{entry.number}.")
+
+    def _card(self, entry):
+        import ipywidgets as widgets
+
+        v = entry.values
+        prompt = v["prompt"] if len(v["prompt"]) <= 60 else v["prompt"][:57] + "…"
+        caption = widgets.HTML(
+            f"<b>#{entry.number}</b> {html.escape(prompt)}<br>"
+            f"seed {v['seed']} · {v['steps']} steps · {html.escape(v['scheduler'])}<br>"
+            f"{v['frames']} frames · {v['height']}×{v['width']} · guidance {v['guidance']:g} · {v['fps']} fps<br>"
+            f"{entry.elapsed_s:.1f} s"
+        )
+        show = widgets.Button(description="show", layout={"width": "80px"})
+        load = widgets.Button(description="load", layout={"width": "80px"})
+        show.on_click(lambda _button: self.show(entry))
+        load.on_click(lambda _button: self._load_entry(entry))
+        thumbnail = widgets.Image(value=entry.thumbnail, format="png", width="96")
+        card = widgets.VBox([thumbnail, caption, widgets.HBox([show, load])], layout={"min_width": "230px", "margin": "0 8px 0 0"})
+        card.add_class("t2v-history-card")
+        return card
+
+    def _load_entry(self, entry):
+        self.load(entry.values)
+        self._say(f"Loaded the settings of video #{entry.number}; press Generate to make it again.")
