@@ -27,6 +27,12 @@ def to_uint8(frames):
     return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _publish(write, path):
     """Run `write(tmp)` on a temporary file beside `path`, then give it `path` only if that name is free.
 
@@ -38,6 +44,7 @@ def _publish(write, path):
     os.close(handle)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the usual permissions
         os.link(tmp, path)  # fails with FileExistsError instead of replacing
     finally:
         os.unlink(tmp)

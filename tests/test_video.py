@@ -1,4 +1,5 @@
 import json
+import os
 
 import imageio_ffmpeg
 import numpy as np
@@ -100,3 +101,11 @@ def test_inline_player_embeds_the_video(result, tmp_path):
     saved = t2v.save_video(result, tmp_path)
     html = t2v.show_video(saved.mp4)._repr_html_()
     assert "<video" in html and "controls" in html and "data:video/mp4;base64," in html
+
+
+def test_files_get_the_usual_permissions(result, tmp_path):
+    saved = t2v.save_video(result, tmp_path, gif=True)
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (saved.mp4, saved.gif, saved.sidecar):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask
