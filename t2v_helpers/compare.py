@@ -1,0 +1,283 @@
+"""Compare schedulers side by side: one prompt and seed, a titled grid video and a table of costs. Notebook 03."""
+
+import json
+import math
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .environment import library_versions
+from .errors import SettingError
+from .generate import generate
+from .schedulers import check_scheduler_name, set_scheduler
+from .validate import MAX_SEED, MAX_STEPS, check_fps, check_output_dir, check_seed, check_whole_number
+from .video import MODEL_FPS, SavedVideo, _publish, free_stem, slug, to_uint8, write_gif, write_mp4
+
+# (scheduler, steps) starting points to compare: the model's DDIM at diffusers' default 50
+# steps, the article's DPMSolverMultistep at 25, and faster or costlier alternatives.
+DEFAULT_RUNS = (("ddim", 50), ("dpm", 25), ("dpm++2m-karras", 20), ("unipc", 10), ("euler-a", 25), ("heun", 15))
+
+TABLE_COLUMNS = {
+    "scheduler": "scheduler",
+    "steps": "steps",
+    "unet_calls": "UNet calls",
+    "unet_batch": "batch per call",
+    "wall_s": "wall time (s)",
+    "s_per_step": "s per step",
+}
+
+
+class UNetCounter:
+    """Counts the UNet's forward calls and times the denoising loop, from hooks on the real calls. Notebook 03."""
+
+    def __init__(self):
+        self.calls = 0
+        self.batch = 0  # rows per call: 2 with classifier-free guidance (prompt and negative prompt together)
+        self.first_call = self.last_step = None
+
+    def _pre_hook(self, module, args, kwargs):
+        sample = args[0] if args else kwargs["sample"]
+        if self.first_call is None:
+            _sync(sample)
+            self.first_call = time.perf_counter()
+        self.calls += 1
+        self.batch = max(self.batch, sample.shape[0])
+
+    def on_step(self, step, steps, latents):
+        """Pass as `generate(..., on_step=counter.on_step)` to time the denoising loop. Notebook 03."""
+        _sync(latents)
+        self.last_step = time.perf_counter()
+
+    @property
+    def denoise_s(self):
+        """Seconds from the first UNet call to the end of the last step, or None if no step ran. Notebook 03."""
+        if self.first_call is None or self.last_step is None:
+            return None
+        return self.last_step - self.first_call
+
+
+def _sync(tensor):
+    # GPU work runs asynchronously: wait for it, or the clock stops too early.
+    if tensor.is_cuda:
+        torch.cuda.synchronize(tensor.device)
+
+
+@contextmanager
+def count_unet_calls(pipe):
+    """Count every call of `pipe.unet` inside the `with` block; yields a UNetCounter. Notebook 03."""
+    counter = UNetCounter()
+    handle = pipe.unet.register_forward_pre_hook(counter._pre_hook, with_kwargs=True)
+    try:
+        yield counter
+    finally:
+        handle.remove()
+
+
+@dataclass
+class Comparison:
+    """The videos, the grid and the table of one `compare_schedulers` call. Notebook 03."""
+
+    prompt: str
+    seed: int
+    results: list  # one VideoResult per run, in order
+    rows: list  # one dict per run: the table
+    titles: list
+    grid: np.ndarray  # (frames, height, width, 3) uint8: all videos tiled, playing in sync
+    settings: dict = field(default_factory=dict)
+
+
+def check_runs(runs):
+    """Return `runs` as a list of (registered scheduler name, steps), or raise SettingError. Notebook 03."""
+    example = "runs=[('ddim', 50), ('dpm', 25)]"
+    if isinstance(runs, (str, bytes)) or not hasattr(runs, "__iter__"):
+        raise SettingError("runs", runs, "is not a list", "a list of (scheduler, steps) pairs", example)
+    checked = []
+    for run in runs:
+        if not isinstance(run, (tuple, list)) or len(run) != 2:
+            raise SettingError("runs", run, "is not a (scheduler, steps) pair", "pairs such as ('dpm', 25)", example)
+        checked.append((check_scheduler_name(run[0]), check_whole_number("steps", run[1], 1, MAX_STEPS, 25)))
+    if not checked:
+        raise SettingError("runs", runs, "is empty", "at least one (scheduler, steps) pair", example)
+    return checked
+
+
+def compare_schedulers(
+    pipe,
+    prompt,
+    runs=DEFAULT_RUNS,
+    *,
+    negative_prompt=None,
+    frames=16,
+    height=None,
+    width=None,
+    guidance=9.0,
+    seed=0,
+    warmup=True,
+    columns=None,
+):
+    """Make `prompt` with the same seed under each (scheduler, steps) in `runs`: grid video and table. Notebook 03.
+
+    UNet calls are counted from the real calls and the time per step is measured over
+    the denoising loop alone. `warmup` first runs one unrecorded step, so the first run
+    does not pay one-off start-up costs. The pipeline's scheduler is put back afterwards.
+    """
+    runs = check_runs(runs)
+    seed = check_seed(seed)
+    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed  # one seed for every run
+    settings = dict(negative_prompt=negative_prompt, frames=frames, height=height, width=width, guidance=guidance, seed=seed)
+    original = pipe.scheduler
+    results, rows = [], []
+    try:
+        if warmup:
+            generate(pipe, prompt, steps=1, **settings)
+        for name, steps in runs:
+            set_scheduler(pipe, name)
+            with count_unet_calls(pipe) as counter:
+                result = generate(pipe, prompt, steps=steps, on_step=counter.on_step, **settings)
+            results.append(result)
+            rows.append(
+                dict(
+                    scheduler=name,
+                    steps=steps,
+                    unet_calls=counter.calls,
+                    unet_batch=counter.batch,
+                    wall_s=round(result.elapsed_s, 3),
+                    s_per_step=round(counter.denoise_s / steps, 4),
+                )
+            )
+    finally:
+        pipe.scheduler = original
+    titles = [f"{row['scheduler']}\n{row['steps']} steps" for row in rows]
+    grid = tile_videos([r.frames for r in results], titles, columns=columns)
+    shared = {k: v for k, v in results[0].settings.items() if k not in ("steps", "scheduler")}
+    return Comparison(prompt, seed, results, rows, titles, grid, shared)
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow before 10.1 has one fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def tile_videos(videos, titles, *, columns=None, min_tile_width=160, gap=4):
+    """Tile same-length videos into one grid video, each tile titled above; returns uint8 frames. Notebook 03.
+
+    Every tile shows frame i of its video in frame i of the grid, so the tiles play in
+    sync. Tiles narrower than `min_tile_width` are enlarged by a whole factor (nearest
+    neighbour, so no pixel is invented) to leave room for the titles.
+    """
+    from PIL import Image, ImageDraw
+
+    videos = [to_uint8(v) for v in videos]
+    titles = [str(t) for t in titles]
+    if not videos:
+        raise SettingError("videos", videos, "is empty", "one or more videos", "passing the frames of at least one video")
+    if len(videos) != len(titles):
+        raise SettingError(
+            "titles", titles, f"has {len(titles)} titles for {len(videos)} videos",
+            "one title per video", "passing one title for each video",
+        )
+    for video in videos:
+        if video.ndim != 4 or video.shape[-1] != 3:
+            raise SettingError(
+                "videos", f"an array of shape {video.shape}", "is not a video",
+                "arrays of shape (frames, height, width, 3)", "passing `result.frames` of a VideoResult",
+            )
+    shapes = sorted({v.shape for v in videos})
+    if len(shapes) > 1:
+        raise SettingError(
+            "videos", [s[:3] for s in shapes], "have different (frames, height, width)",
+            "videos made with the same frames, height and width, so the tiles play in sync",
+            "making every video with the same frames=, height= and width=",
+        )
+    count, height, width, _ = shapes[0]
+    scale = max(1, math.ceil(min_tile_width / width))
+    height, width = height * scale, width * scale
+    if columns is None:
+        columns = len(videos) if len(videos) <= 4 else math.ceil(math.sqrt(len(videos)))
+    columns = check_whole_number("columns", columns, 1, len(videos), len(videos))
+    rows = math.ceil(len(videos) / columns)
+    font = _font(max(11, width // 16))
+    line = font.getbbox("Ag")[3] + 2
+    band = line * max(t.count("\n") + 1 for t in titles) + 4
+    band += band % 2  # H.264 (yuv420p) needs even sizes
+    cell_h, cell_w = band + height + gap, width + gap
+    grid = np.full((count, rows * cell_h + gap, columns * cell_w + gap, 3), 255, np.uint8)
+    for i, (video, title) in enumerate(zip(videos, titles)):
+        top, left = (i // columns) * cell_h + gap, (i % columns) * cell_w + gap
+        label = Image.new("RGB", (width, band), "white")
+        ImageDraw.Draw(label).multiline_text((3, 2), title, fill="black", font=font, spacing=2)
+        grid[:, top : top + band, left : left + width] = np.asarray(label)
+        grid[:, top + band : top + band + height, left : left + width] = video.repeat(scale, 1).repeat(scale, 2)
+    return grid
+
+
+def format_table(rows, columns=TABLE_COLUMNS):
+    """The comparison table as Markdown text, one line per run. Notebook 03."""
+    def cell(value):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[key]) for key in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def show_table(rows):
+    """Show the comparison table in a notebook (rendered Markdown; no pandas needed). Notebook 03."""
+    from IPython.display import Markdown
+
+    return Markdown(format_table(rows))
+
+
+def save_grid(grid, out_dir="outputs", *, name, info=None, fps=MODEL_FPS, gif=True):
+    """Write a grid video as MP4 (and GIF) beside a JSON sidecar holding `info`; never overwrites. Notebook 03.
+
+    Files are named `name.mp4`, `name.gif`, `name.json`, or `name-2...` when taken.
+    """
+    check_fps(fps)
+    out_dir = check_output_dir(out_dir, create=True)
+    stem = free_stem(out_dir, slug(name, max_length=80), (".mp4", ".json", ".gif"))
+    saved = SavedVideo(mp4=None, sidecar=out_dir / f"{stem}.json")
+    try:
+        saved.mp4 = write_mp4(grid, out_dir / f"{stem}.mp4", fps)
+        if gif:
+            saved.gif = write_gif(grid, out_dir / f"{stem}.gif", fps)
+        sidecar = dict(info or {})
+        sidecar.update(
+            fps=fps,
+            frame_count=len(grid),
+            files={k: Path(v).name for k, v in vars(saved).items() if v and k != "sidecar"},
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            versions=library_versions(),
+        )
+        if sidecar.get("settings", {}).get("model") == "tiny":
+            sidecar["note"] = "made with the tiny random-weight model: the videos are noise"
+        _publish(lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)), saved.sidecar)
+    except BaseException:
+        # Take back this call's own new files: no grid without its sidecar.
+        for path in (saved.mp4, saved.gif):
+            if path:
+                path.unlink(missing_ok=True)
+        raise
+    return saved
+
+
+def save_comparison(comparison, out_dir="outputs", *, fps=MODEL_FPS, gif=True):
+    """Write a comparison's grid as MP4 (and GIF) with a sidecar holding the table; never overwrites. Notebook 03."""
+    info = {
+        "prompt": comparison.prompt,
+        "seed": comparison.seed,
+        "settings": comparison.settings,
+        "runs": comparison.rows,
+        "tiles": "left to right, then top to bottom, in the order of runs",
+    }
+    return save_grid(comparison.grid, out_dir, name=f"{comparison.prompt}-seed{comparison.seed}-schedulers", info=info, fps=fps, gif=gif)
