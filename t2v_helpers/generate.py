@@ -58,15 +58,16 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
     step_ends = []
 
     def callback(step, timestep, latents):
+        # Count the calls: diffusers' own step numbers start at 1 for some schedulers (PNDM).
         step_ends.append(time.perf_counter())
         # Time the second step: the first also pays one-off start-up costs.
-        if notice and step == 1:
+        if notice and len(step_ends) == 2:
             took = step_ends[1] - step_ends[0]
             total = _seconds(took * steps)
             print(f"No GPU, so this runs on the CPU: about {_seconds(took)} per step, {total} for {steps} steps.")
             pipe.t2v_cpu_notice_shown = True
         if on_step:
-            on_step(step + 1, steps, latents)
+            on_step(len(step_ends), steps, latents)
 
     try:
         output = pipe(

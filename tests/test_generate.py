@@ -35,7 +35,9 @@ def test_random_seed_is_drawn_and_recorded(tiny_pipe):
     assert np.array_equal(result.frames, again.frames)
 
 
-def test_on_step_is_called_at_every_step(tiny_pipe):
+@pytest.mark.parametrize("scheduler", t2v.scheduler_names())
+def test_on_step_is_called_at_every_step(tiny_pipe, scheduler):
+    t2v.set_scheduler(tiny_pipe, scheduler)
     calls = []
     t2v.generate(tiny_pipe, "a dog", steps=4, frames=2, on_step=lambda step, total, latents: calls.append((step, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
