@@ -14,7 +14,7 @@ import torch
 
 TINY_MODEL_ID = "tiny"
 # Bump when the recipe below changes, so cached copies are rebuilt.
-TINY_VERSION = 1
+TINY_VERSION = 2
 
 # The real model's scheduler/scheduler_config.json (ali-vilab/text-to-video-ms-1.7b).
 REAL_SCHEDULER_CONFIG = {
@@ -60,7 +60,7 @@ def _components(vocab_size):
 
     torch.manual_seed(0)
     unet = UNet3DConditionModel(
-        sample_size=16,
+        sample_size=32,  # latents of 32 x 32: 256 x 256 frames, as the real model
         in_channels=4,
         out_channels=4,
         block_out_channels=(16, 32),
@@ -74,13 +74,14 @@ def _components(vocab_size):
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        block_out_channels=(16, 32),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
+        # Four levels scale latents 8x, as in the real VAE.
+        block_out_channels=(8, 8, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
         layers_per_block=1,
         norm_num_groups=8,
-        sample_size=32,
+        sample_size=256,
     )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(

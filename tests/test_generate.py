@@ -3,6 +3,8 @@ import pytest
 
 import t2v_helpers as t2v
 
+SMALL = dict(height=32, width=32)
+
 
 def test_shapes_range_and_settings(tiny_pipe):
     result = t2v.generate(tiny_pipe, "Spiderman is surfing", steps=2, frames=5, height=48, width=32, seed=3)
@@ -16,22 +18,22 @@ def test_shapes_range_and_settings(tiny_pipe):
 
 
 def test_default_size_is_the_models_own(tiny_pipe):
-    result = t2v.generate(tiny_pipe, "a dog", steps=1, frames=2)
+    result = t2v.generate(tiny_pipe, "a dog", steps=1, frames=1)
     size = tiny_pipe.unet.config.sample_size * tiny_pipe.vae_scale_factor
     assert result.frames.shape[1:3] == (size, size)
 
 
 def test_same_seed_same_frames_other_seed_other_frames(tiny_pipe):
-    make = lambda seed: t2v.generate(tiny_pipe, "a dog", steps=2, frames=3, seed=seed).frames
+    make = lambda seed: t2v.generate(tiny_pipe, "a dog", steps=2, frames=3, seed=seed, **SMALL).frames
     first, again, other = make(7), make(7), make(8)
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
 
 
 def test_random_seed_is_drawn_and_recorded(tiny_pipe):
-    result = t2v.generate(tiny_pipe, "a dog", steps=1, frames=2, seed=None)
+    result = t2v.generate(tiny_pipe, "a dog", steps=1, frames=2, seed=None, **SMALL)
     assert 0 <= result.seed <= 2**63 - 1
-    again = t2v.generate(tiny_pipe, "a dog", steps=1, frames=2, seed=result.seed)
+    again = t2v.generate(tiny_pipe, "a dog", steps=1, frames=2, seed=result.seed, **SMALL)
     assert np.array_equal(result.frames, again.frames)
 
 
@@ -39,7 +41,7 @@ def test_random_seed_is_drawn_and_recorded(tiny_pipe):
 def test_on_step_is_called_at_every_step(tiny_pipe, scheduler):
     t2v.set_scheduler(tiny_pipe, scheduler)
     calls = []
-    t2v.generate(tiny_pipe, "a dog", steps=4, frames=2, on_step=lambda step, total, latents: calls.append((step, total)))
+    t2v.generate(tiny_pipe, "a dog", steps=4, frames=2, **SMALL, on_step=lambda step, total, latents: calls.append((step, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
@@ -50,13 +52,14 @@ def test_on_step_is_called_at_every_step(tiny_pipe, scheduler):
         (dict(steps=0), "steps"),
         (dict(frames=0), "frames"),
         (dict(height=30), "height"),
+        (dict(width=36), "width"),
         (dict(guidance=-1.0), "guidance"),
         (dict(seed=-5), "seed"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(tiny_pipe, settings, words):
     calls = []
-    settings = {"prompt": "a dog", **settings}
+    settings = {"prompt": "a dog", **SMALL, **settings}
     with pytest.raises(ValueError, match=words):
         t2v.generate(tiny_pipe, steps=settings.pop("steps", 2), on_step=lambda *a: calls.append(a), **settings)
     assert calls == []

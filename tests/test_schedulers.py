@@ -15,7 +15,7 @@ def test_every_scheduler_makes_finite_frames(tiny_pipe, name):
     scheduler = t2v.set_scheduler(tiny_pipe, name)
     assert t2v.scheduler_name(tiny_pipe) == name
     assert scheduler.config.num_train_timesteps == 1000
-    result = t2v.generate(tiny_pipe, "a cat", steps=3, frames=4, seed=1)
+    result = t2v.generate(tiny_pipe, "a cat", steps=3, frames=4, height=32, width=32, seed=1)
     assert result.frames.shape == (4, 32, 32, 3)
     assert np.isfinite(result.frames).all()
     assert result.settings["scheduler"] == name
