@@ -6,7 +6,7 @@
     python3 tasks.py setup   only create or update the virtual environment
 
 Each creates the project's virtual environment `.venv` on first use (or reuses it) and
-installs the versions pinned in environment.yml. Arguments after `video` or `test` go
+installs the versions pinned in pyproject.toml (its `pinned` extra). Arguments after `video` or `test` go
 to `python -m t2v_helpers` or to pytest.
 """
 
@@ -30,9 +30,11 @@ def run(*command, env=None):
 
 
 def pinned_versions():
-    """The `name==version` lines of environment.yml's pip section: the versions the tests ran with."""
-    text = (ROOT / "environment.yml").read_text()
-    return re.findall(r"^\s+- ([A-Za-z0-9_.-]+==[^\s#]+)", text, re.MULTILINE)
+    """The `name==version` list of pyproject.toml's `pinned` extra: the versions the tests ran with."""
+    # A regex, not tomllib, so that this file runs on Python 3.10 too; tests/test_pins.py checks both read the same.
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^pinned = \[(.*?)^\]", text, re.MULTILINE | re.DOTALL)
+    return re.findall(r'"([A-Za-z0-9_.-]+==[^"]+)"', block[1])
 
 
 def setup():
@@ -51,7 +53,7 @@ def setup():
     steps = [
         ("-m", "pip", "install", "--quiet", "--upgrade", "pip"),
         ("-m", "pip", "install", "--quiet", torch),
-        ("-m", "pip", "install", "--quiet", "-c", constraints, "-e", ".[test]"),
+        ("-m", "pip", "install", "--quiet", "-c", constraints, "-e", ".[test,pinned]"),
     ]
     for step in steps:
         if run(PYTHON, *step):

@@ -43,7 +43,7 @@ def test_environment_yml_pins_what_the_tests_run_with():
         installed = metadata.version(name)
         if name == "torch":
             installed = installed.split("+")[0]  # local build tag such as +cpu
-        assert installed == version, f"{name}: installed {installed}, environment.yml pins {version}"
+        assert installed == version, f"{name}: installed {installed}, pyproject.toml (pinned extra) pins {version}"
 
 
 def test_pyproject_allows_the_pinned_versions():

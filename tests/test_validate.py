@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import t2v_helpers as t2v
 from t2v_helpers import validate
-from t2v_helpers.__main__ import main as cli_main
+from t2v_helpers.cli import main as cli_main
 from t2v_helpers.errors import PromptTooLongWarning, SettingError
 
 # Same examples on every run (no flaky CI), no example database written into the repository.
@@ -329,8 +329,8 @@ def test_bad_settings_are_refused_before_any_model_work(pipe, monkeypatch):
     ],
 )
 def test_the_command_line_refuses_bad_settings_before_loading_the_model(argv, says, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr("t2v_helpers.__main__.load_pipeline", lambda *a, **k: pytest.fail("loaded the model"))
+    monkeypatch.setattr("t2v_helpers.cli.load_pipeline", lambda *a, **k: pytest.fail("loaded the model"))
     with pytest.raises(SystemExit) as caught:
-        cli_main(argv + ["--out", str(tmp_path / "out")])
+        cli_main(["generate", *argv, "--out", str(tmp_path / "out")])
     assert caught.value.code == 2
     assert says in capsys.readouterr().err

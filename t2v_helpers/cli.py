@@ -1,0 +1,140 @@
+"""The `t2v` command: make videos from the terminal with the same helpers as the notebooks. Notebook 05.
+
+    t2v generate "Spiderman is surfing" --steps 25 --seed 0 --scheduler dpm --frames 16 --out outputs
+    t2v generate --prompts prompts.txt --model tiny
+
+`python -m t2v_helpers "a prompt"` runs `t2v generate "a prompt"`.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, SettingError, VideoExportError
+from .pipeline import default_model, load_pipeline
+from .schedulers import check_scheduler_name, scheduler_names, set_scheduler
+from .validate import check_output_dir, check_prompt, check_settings
+
+# Errors whose message already tells the user what to change: print it, no traceback.
+USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError)
+DEFAULT_PROMPT = "Spiderman is surfing"
+
+
+def add_generate_options(parser, prompt_required=False):
+    """The options `t2v generate` and `python -m t2v_helpers.batch` share. Notebook 05."""
+    if not prompt_required:
+        parser.add_argument("prompt", nargs="?", help=f"what the video shows (default: {DEFAULT_PROMPT!r})")
+    parser.add_argument(
+        "--prompts",
+        required=prompt_required,
+        metavar="FILE",
+        help="a text file with one prompt per line; blank lines and lines starting with # are skipped",
+    )
+    parser.add_argument("--model", default="auto", help="'auto' (default: the real model if a GPU and its weights are at hand, else 'tiny'), 'tiny', or a model id or folder")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
+    parser.add_argument("--frames", type=int, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed and settings give the same video (default 0)")
+    parser.add_argument("--scheduler", default="dpm", help=f"one of {', '.join(scheduler_names())} (default dpm)")
+    parser.add_argument("--out", default="outputs", help="folder for the MP4s and their JSON sidecars (default outputs)")
+    parser.add_argument("--gif", action="store_true", help="also write a GIF of each video")
+
+
+def read_prompts(path, name="--prompts"):
+    """[(line number, prompt), ...] from a file of one prompt per line; blank and # lines skipped. Notebook 05."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise SettingError(name, str(path), f"cannot be read ({reason})", "a UTF-8 text file with one prompt per line", f"{name} prompts.txt") from None
+    prompts = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise SettingError(name, str(path), "has no prompts", "a text file with one prompt per line", "writing a prompt on its first line")
+    return prompts
+
+
+def check_arguments(args, name_prompts="--prompts"):
+    """Check every setting before the model loads (which can take minutes); return [(line, prompt), ...]. Notebook 05."""
+    if args.prompts and getattr(args, "prompt", None) is not None:
+        raise SettingError("prompt", args.prompt, "was given together with --prompts", "a prompt or --prompts FILE, not both", "one of them")
+    if args.prompts:
+        prompts = read_prompts(args.prompts, name_prompts)
+        for number, prompt in prompts:
+            check_prompt(prompt, f"{args.prompts} line {number}")
+    else:
+        prompt = getattr(args, "prompt", None)
+        prompts = [(None, DEFAULT_PROMPT if prompt is None else prompt)]  # "" is refused, not replaced
+    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, 9.0, args.seed)
+    check_scheduler_name(args.scheduler)
+    check_output_dir(args.out, name="--out", create=True)
+    return prompts
+
+
+def load(args, **options):
+    """Load the model the arguments ask for, with their scheduler; 'auto' says which it chose. Notebook 05."""
+    model = args.model
+    if model == "auto":
+        model, why = default_model()
+        print(why)
+    pipe = load_pipeline(model, **options)
+    set_scheduler(pipe, args.scheduler)
+    # One bar of our own per video (below) replaces diffusers' bar.
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_video(pipe, prompt, args, out_dir, label=""):
+    """Generate one video with a progress bar and save it with its sidecar; return the SavedVideo. Notebook 05."""
+    from tqdm.auto import tqdm
+
+    from .generate import generate
+    from .video import save_video
+
+    with tqdm(total=args.steps, desc=f"{label}{prompt[:40]}", unit="step", leave=False, file=sys.stderr) as bar:
+        result = generate(pipe, prompt, steps=args.steps, frames=args.frames, seed=args.seed, on_step=lambda *_: bar.update(1))
+    saved = save_video(result, out_dir, gif=args.gif)
+    print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {prompt!r}")
+    for path in (saved.mp4, saved.gif, saved.sidecar):
+        if path:
+            print(f"Wrote {path}")
+    return saved
+
+
+def run_generate(args, parser):
+    """Check the arguments, load the model once and make every video; `parser` reports errors. Notebook 05."""
+    try:
+        prompts = check_arguments(args)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        pipe = load(args)
+        for i, (number, prompt) in enumerate(prompts, 1):
+            make_video(pipe, prompt, args, args.out, label=f"{i}/{len(prompts)} " if len(prompts) > 1 else "")
+    except USER_ERRORS as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
+    return 0
+
+
+def build_parser(prog="t2v"):
+    """The `t2v` parser and its `generate` subparser, whose errors show its own usage line. Notebook 05."""
+    parser = argparse.ArgumentParser(prog=prog, description="Make short videos from text with ModelScope's text-to-video model.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    generate = commands.add_parser(
+        "generate",
+        help="make a video from a prompt, or one per line of --prompts FILE",
+        description="Make a video from a prompt, or one per line of --prompts FILE. With no GPU, or no way to the "
+        "model's weights, --model auto uses the built-in tiny model and says so (its videos are noise).",
+    )
+    add_generate_options(generate)
+    return parser, generate
+
+
+def main(argv=None, prog="t2v"):
+    """Run the `t2v` command line; `argv` defaults to sys.argv[1:]. Notebook 05."""
+    parser, generate = build_parser(prog)
+    args = parser.parse_args(argv)
+    return run_generate(args, generate)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

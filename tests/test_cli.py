@@ -1,0 +1,96 @@
+"""The `t2v` command line: the same validation, helpers and sidecars as the notebooks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from t2v_helpers import cli
+
+SMALL = ["--model", "tiny", "--steps", "2", "--frames", "4"]
+
+
+def t2v_script():
+    """The `t2v` console script installed beside this Python."""
+    script = Path(sys.executable).with_name("t2v.exe" if os.name == "nt" else "t2v")
+    assert script.exists(), f"{script} is missing: reinstall the package (pip install -e .) to get the t2v command"
+    return script
+
+
+def test_prompts_file_makes_one_video_per_prompt_with_a_progress_bar(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# my prompts\nA cat on a skateboard\n\n  a dog surfing  \n")
+    out = tmp_path / "videos"
+    run = subprocess.run(
+        [t2v_script(), "generate", "--prompts", prompts, *SMALL, "--seed", "7", "--scheduler", "euler", "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "tiny model" in run.stdout and "noise" in run.stdout
+    # tqdm's bar, one per video, counting denoising steps.
+    assert "1/2 A cat on a skateboard" in run.stderr and "2/2 a dog surfing" in run.stderr
+    assert "| 2/2 [" in run.stderr and "step/s" in run.stderr
+    sidecars = sorted(out.glob("*.json"))
+    assert [p.name for p in sidecars] == ["a-cat-on-a-skateboard-seed7.json", "a-dog-surfing-seed7.json"]
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["a-cat-on-a-skateboard-seed7.mp4", "a-dog-surfing-seed7.mp4"]
+    for path, prompt in zip(sidecars, ["A cat on a skateboard", "a dog surfing"]):
+        sidecar = json.loads(path.read_text())
+        assert sidecar["prompt"] == prompt and sidecar["seed"] == 7 and sidecar["frame_count"] == 4
+        assert sidecar["settings"]["scheduler"] == "euler" and sidecar["settings"]["steps"] == 2
+        assert f"Wrote {out / sidecar['files']['mp4']}" in run.stdout
+
+
+def test_python_dash_m_is_the_same_command():
+    """`python -m t2v_helpers` and `t2v generate` share one parser: same options, same messages."""
+    by_m = subprocess.run([sys.executable, "-m", "t2v_helpers", "--steps", "0"], capture_output=True, text=True, timeout=120)
+    by_t2v = subprocess.run([t2v_script(), "generate", "--steps", "0"], capture_output=True, text=True, timeout=120)
+    assert by_m.returncode == by_t2v.returncode == 2
+    assert by_m.stderr.splitlines()[-1].split("error: ")[1] == by_t2v.stderr.splitlines()[-1].split("error: ")[1]
+    assert "--prompts FILE" in by_m.stderr
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--steps", "0"], "steps=0 is out of range. Allowed: a whole number from 1 to 1000. Try steps=1."),
+        (["--frames", "5000"], "frames=5000 is out of range"),
+        (["--seed", "-1"], "seed=-1 is out of range"),
+        (["--scheduler", "dpmm"], "Try scheduler='dpm'"),
+        (["   "], "prompt='   ' is empty"),
+        (["a prompt", "--prompts", "p.txt"], "was given together with --prompts"),
+        (["--prompts", "missing.txt"], "--prompts='missing.txt' cannot be read (No such file or directory)"),
+        (["--prompts", "empty.txt"], "--prompts='empty.txt' has no prompts"),
+        (["--prompts", "binary.txt"], "cannot be read"),
+        (["--out", "afile"], "--out='afile' is a file, not a folder"),
+    ],
+)
+def test_bad_input_stops_before_the_model_loads(arguments, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.txt").write_text("a prompt\n")
+    (tmp_path / "empty.txt").write_text("\n# only a comment\n   \n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setattr(cli, "load", lambda *a, **k: pytest.fail("the model loaded before the settings were checked"))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", *arguments])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_read_prompts_keeps_line_numbers(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("first\n\n# comment\n  second  \n")
+    assert cli.read_prompts(path) == [(1, "first"), (4, "second")]
+
+
+def test_a_model_that_is_not_there_is_a_message_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a prompt", "--model", "no-such-user/no-such-model", "--steps", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and "Traceback" not in err
+    assert "t2v generate: error:" in err and "no-such-user/no-such-model" in err
