@@ -15,13 +15,6 @@ SIZE = int(os.environ["T2V_SIZE"])
 SMALL = dict(frames=2, height=SIZE, width=SIZE)
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    pipe = t2v.load_pipeline(os.environ["T2V_MODEL"], verbose=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def flat_videos(count, frames, size=16):
     """Videos whose every frame is one colour, unique to (video, frame), so a tile can be found by its colour."""
     colours = np.arange(count * frames * 3, dtype=np.uint8).reshape(count, frames, 1, 1, 3) * 3 + 20

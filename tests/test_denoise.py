@@ -14,13 +14,6 @@ SIZE = int(os.environ["T2V_SIZE"])
 SMALL = dict(frames=2, height=SIZE, width=SIZE)
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    pipe = t2v.load_pipeline(os.environ["T2V_MODEL"], verbose=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 @pytest.mark.parametrize("scheduler", t2v.scheduler_names())
 def test_capture_keeps_every_step_and_leaves_the_video_unchanged(pipe, scheduler):
     t2v.set_scheduler(pipe, scheduler)
