@@ -16,3 +16,13 @@ from .validate import check_fps, check_output_dir, check_prompt
 from .video import MODEL_FPS, SavedVideo, save_video, show_video, slug, write_gif, write_mp4, write_png_frames
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Notebook 07's modules load on first use (t2v.bench, t2v.memory), so that
+    # `python -m t2v_helpers.bench` does not import its own module twice.
+    if name in ("architecture", "bench", "memory"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 't2v_helpers' has no attribute {name!r}")

@@ -44,6 +44,7 @@ def environment_report():
         lines += [
             f"{'GPU':15} {gpu['name']}, {gpu['memory_gib']} GiB",
             "",
-            "CUDA GPU found: the notebooks load the fp16 weights and enable model CPU offload.",
+            "CUDA GPU found: the notebooks load the fp16 weights; offload='auto' picks the fastest",
+            "offload mode that fits the free GPU memory (notebook 07).",
         ]
     return "\n".join(lines)

@@ -29,15 +29,23 @@ class Runtime:
 def choose_runtime(offload="auto", dtype=None):
     """Pick device, dtype and offload mode for this machine. Notebook 02.
 
-    On a CUDA GPU: float16 and model CPU offload (the article's settings). Without one:
-    float32 on the CPU (float16 runs there too, but about 6 times slower) and no offload,
+    On a CUDA GPU: float16, and with `offload="auto"` the fastest offload mode whose
+    predicted peak memory (t2v_helpers.memory, for 16 frames of 256x256) fits the GPU's
+    free memory; the reason says what it chose and the prediction. Without a GPU:
+    float32 on the CPU (float16 runs there too, but was 7.6 times slower in benchmarks/cpu_fp16_vs_fp32.py) and no offload,
     since diffusers' offload needs an accelerator to move the models to.
     """
     offload = check_choice("offload", offload, OFFLOAD_MODES, problem="is not an offload mode")
     if torch.cuda.is_available():
-        mode = "model" if offload == "auto" else offload
-        reason = f"CUDA GPU found ({torch.cuda.get_device_name(0)}): fp16 weights, offload={mode!r}."
-        return Runtime("cuda", dtype or torch.float16, mode, reason)
+        dtype = dtype or torch.float16
+        name = torch.cuda.get_device_name(0)
+        if offload != "auto":
+            return Runtime("cuda", dtype, offload, f"CUDA GPU found ({name}): {str(dtype)[6:]} weights, offload={offload!r} as asked.")
+        from .memory import choose_offload, gpu_memory
+
+        free, total = gpu_memory()
+        mode, why, _ = choose_offload(free, dtype=dtype)
+        return Runtime("cuda", dtype, mode, f"CUDA GPU found ({name}, {total / 2**30:.0f} GiB): {str(dtype)[6:]} weights, {why}")
     if offload in ("model", "sequential"):
         raise SettingError(
             "offload",

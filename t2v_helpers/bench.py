@@ -1,0 +1,395 @@
+"""Measure time and memory of the pipeline per setting: `python -m t2v_helpers.bench`. Notebook 07.
+
+Each setting runs in a fresh Python process, so one setting's memory never counts
+against the next. It writes `<device>-<set>.json` and `.md` into the output folder
+(default benchmarks/results/). Full-size runs take 1 denoising step on the CPU and
+extrapolate to 25 steps; the tables say so.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS_URL = "https://raw.githubusercontent.com/t2v-tutorial/text-to-video-tutorial/main/benchmarks/results/"
+PROMPT = "An astronaut riding a horse on the moon"
+REAL_STEPS = 25  # the lesson's default: full-size times are extrapolated to this many steps
+
+
+def _tiny_configs(device):
+    dtypes = ["float16"] if device == "cuda" else ["float32", "bfloat16"]
+    offloads = ["none", "model", "sequential"] if device == "cuda" else ["none"]
+    return [
+        dict(model="tiny", device=device, dtype=dtype, offload=offload, vae_slicing=slicing, frames=frames, size=64, steps=3)
+        for dtype in dtypes
+        for offload in offloads
+        for slicing in (True, False)
+        for frames in (16, 64)
+    ]
+
+
+def _full_configs(device):
+    if device == "cuda":
+        return [
+            dict(model="full", device="cuda", dtype="float16", offload=offload, vae_slicing=slicing, frames=frames, size=256, steps=3)
+            for offload in ("none", "model", "sequential")
+            for slicing in (True, False)
+            for frames in (16, 64)
+        ]
+    # On 2 CPU cores one float32 step at 16 frames takes minutes and 64 frames four times
+    # that, so the CPU set is 16 frames and 1 step: it must finish within 15 minutes.
+    base = dict(model="full", device="cpu", offload="none", frames=16, size=256, steps=1)
+    return [
+        dict(base, dtype="float32", vae_slicing=True),
+        dict(base, dtype="float32", vae_slicing=False),
+        dict(base, dtype="bfloat16", vae_slicing=True),
+    ]
+
+
+def _rss_bytes(field):
+    """VmRSS or VmHWM (the peak) of this process, from /proc; None where there is no /proc."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return int(re.search(rf"{field}:\s+(\d+) kB", text).group(1)) * 1024
+
+
+def _reset_peak_rss():
+    # Writing 5 to clear_refs resets VmHWM (Linux 4.0+), so each phase gets its own peak.
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _load(config):
+    import torch
+
+    import t2v_helpers as t2v
+    from t2v_helpers.architecture import build_full_size_pipeline
+
+    dtype = getattr(torch, config["dtype"])
+    if config["model"] == "tiny":
+        return t2v.load_pipeline("tiny", offload=config["offload"], dtype=dtype, vae_slicing=config["vae_slicing"], verbose=False)
+    pipe = build_full_size_pipeline(dtype)
+    if config["offload"] == "model":
+        pipe.enable_model_cpu_offload()
+    elif config["offload"] == "sequential":
+        pipe.enable_sequential_cpu_offload()
+    else:
+        pipe.to(config["device"])
+    if config["vae_slicing"]:
+        pipe.vae.enable_slicing()
+    return pipe
+
+
+def measure(config):
+    """Time and peak memory of one pipeline call with `config`, in this process. Notebook 07."""
+    import torch
+
+    cuda = config["device"] == "cuda"
+    load_start = time.perf_counter()
+    pipe = _load(config)
+    result = dict(config, load_s=time.perf_counter() - load_start, rss_after_load=_rss_bytes("VmRSS"))
+    if cuda:
+        torch.cuda.synchronize()
+        result["cuda_allocated_after_load"] = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    result["peak_reset"] = _reset_peak_rss()
+
+    step_ends, decode_times = [], []
+    decode = pipe.vae.decode
+
+    def timed_decode(*args, **kwargs):
+        start = time.perf_counter()
+        out = decode(*args, **kwargs)
+        if cuda:
+            torch.cuda.synchronize()
+        decode_times.append(time.perf_counter() - start)
+        return out
+
+    def callback(step, timestep, latents):
+        if cuda:
+            torch.cuda.synchronize()
+        step_ends.append(time.perf_counter())
+        if step + 1 == config["steps"]:
+            # Denoising is over: keep its peak, then measure decoding's on its own.
+            result["peak_rss_denoise"] = _rss_bytes("VmHWM")
+            if cuda:
+                result["cuda_max_allocated_denoise"] = torch.cuda.max_memory_allocated()
+                result["cuda_max_reserved_denoise"] = torch.cuda.max_memory_reserved()
+                torch.cuda.reset_peak_memory_stats()
+            _reset_peak_rss()
+
+    pipe.vae.decode = timed_decode
+    start = time.perf_counter()
+    with torch.inference_mode():
+        pipe(
+            PROMPT,
+            num_inference_steps=config["steps"],
+            num_frames=config["frames"],
+            height=config["size"],
+            width=config["size"],
+            generator=torch.Generator("cpu").manual_seed(0),
+            output_type="np",
+            callback=callback,
+        )
+    if cuda:
+        torch.cuda.synchronize()
+    end = time.perf_counter()
+    result["peak_rss_decode"] = _rss_bytes("VmHWM")
+    if cuda:
+        result["cuda_max_allocated_decode"] = torch.cuda.max_memory_allocated()
+        result["cuda_max_reserved_decode"] = torch.cuda.max_memory_reserved()
+    steps = [b - a for a, b in zip([start] + step_ends, step_ends)]
+    # The first step also encodes the prompt and pays one-off costs: later steps are the rate.
+    result["step_s"] = statistics.median(steps[1:]) if len(steps) > 1 else steps[0]
+    result["per_step_from"] = "median of steps 2.." if len(steps) > 1 else "the only step, prompt encoding included (an upper bound)"
+    result["first_step_s"] = steps[0]
+    result["decode_s"] = sum(decode_times)
+    result["end_to_end_s"] = end - start
+    extra = end - start - sum(steps) - result["decode_s"]
+    result[f"estimated_{REAL_STEPS}_steps_s"] = steps[0] + result["step_s"] * (REAL_STEPS - 1) + result["decode_s"] + extra
+    return result
+
+
+def overhead(rounds=7, frames=8, size=32, steps=2):
+    """Time of t2v.generate over a raw `pipe(...)` call on identical settings, from interleaved runs. Notebook 07.
+
+    Runs on the tiny pipeline, where any overhead shows most. Returns the median ratio
+    and the times of both.
+    """
+    import torch
+
+    import t2v_helpers as t2v
+
+    pipe = t2v.load_pipeline("tiny", verbose=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.t2v_cpu_notice_shown = True  # the one-off CPU notice adds a callback; keep both calls alike
+
+    def raw():
+        pipe(
+            PROMPT,
+            num_inference_steps=steps,
+            num_frames=frames,
+            height=size,
+            width=size,
+            guidance_scale=9.0,
+            generator=torch.Generator("cpu").manual_seed(0),
+            output_type="np",
+        )
+
+    def helper():
+        t2v.generate(pipe, PROMPT, steps=steps, frames=frames, height=size, width=size, seed=0)
+
+    raw(), helper()  # warm-up
+    times = {"raw": [], "helper": []}
+    for i in range(rounds):
+        # Alternate the order too, so a slow moment on a shared machine hits both sides.
+        order = [("raw", raw), ("helper", helper)] if i % 2 == 0 else [("helper", helper), ("raw", raw)]
+        for name, call in order:
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    ratios = [h / r for h, r in zip(times["helper"], times["raw"])]
+    return dict(
+        model="tiny", frames=frames, size=size, steps=steps, rounds=rounds,
+        ratio_median=statistics.median(ratios), raw_s=times["raw"], helper_s=times["helper"],
+    )
+
+
+def _load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _run_in_child(config, timeout):
+    load_before = _load_average()
+    command = [sys.executable, "-m", "t2v_helpers.bench", "--child", json.dumps(config)]
+    env = dict(os.environ, TQDM_DISABLE="1")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return dict(config, error=f"took longer than {timeout} s", load_before=load_before, load_after=_load_average())
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return dict(config, error=error, load_before=load_before, load_after=_load_average())
+    return dict(json.loads(lines[-1]), load_before=load_before, load_after=_load_average())
+
+
+def machine():
+    """What the measurements ran on: CPU, cores, memory, GPU and library versions. Notebook 07."""
+    import torch
+
+    from .environment import gpu_info, library_versions
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = names[0].strip() if names else cpu
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    return dict(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        memory_gib=round(memory / 2**30, 1) if memory else None,
+        gpu=gpu_info(),
+        versions=library_versions(),
+    )
+
+
+def _gib(value):
+    return "" if value is None else f"{value / 2**30:.2f}"
+
+
+def _seconds(value):
+    return "" if value is None else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def markdown(results):
+    """The results as a Markdown table with the machine and the load it ran under. Notebook 07."""
+    info = results["machine"]
+    gpu = info["gpu"]["name"] if info["gpu"] else "no GPU"
+    lines = [
+        f"# {results['title']}",
+        "",
+        f"Measured {results['date']} on {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB RAM, {gpu}; "
+        f"torch {info['versions'].get('torch')}, diffusers {info['versions'].get('diffusers')}.",
+        "",
+    ]
+    lines += [f"- {note}" for note in results["notes"]]
+    cuda = any(run.get("device") == "cuda" for run in results["runs"])
+    memory_header = "peak allocated GiB (denoise / decode) | peak reserved GiB" if cuda else "RSS after load GiB | peak RSS GiB (denoise / decode)"
+    lines += [
+        "",
+        f"| model | dtype | offload | VAE slicing | frames | size | steps run | s per step | VAE decode s | end-to-end s | est. {REAL_STEPS} steps s | {memory_header} | load avg before / after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in results["runs"]:
+        head = f"| {run['model']} | {run['dtype']} | {run['offload']} | {'on' if run['vae_slicing'] else 'off'} | {run['frames']} | {run['size']} | {run['steps']}"
+        load = f"{run.get('load_before') or 0:.2f} / {run.get('load_after') or 0:.2f}"
+        if "error" in run:
+            lines.append(f"{head} | failed: {run['error'][:80]} | | | | | | {load} |")
+            continue
+        if cuda:
+            memory = (
+                f"{_gib(run.get('cuda_max_allocated_denoise'))} / {_gib(run.get('cuda_max_allocated_decode'))} | "
+                f"{_gib(max(run.get('cuda_max_reserved_denoise', 0), run.get('cuda_max_reserved_decode', 0)))}"
+            )
+        else:
+            memory = f"{_gib(run['rss_after_load'])} | {_gib(run['peak_rss_denoise'])} / {_gib(run['peak_rss_decode'])}"
+        estimate = _seconds(run[f"estimated_{REAL_STEPS}_steps_s"])
+        lines.append(
+            f"{head} | {_seconds(run['step_s'])} | {_seconds(run['decode_s'])} | {_seconds(run['end_to_end_s'])} | {estimate} | {memory} | {load} |"
+        )
+    if results.get("overhead"):
+        o = results["overhead"]
+        lines += [
+            "",
+            f"Helper overhead: `t2v.generate` takes {o['ratio_median']:.3f} times as long as a raw `pipe(...)` call "
+            f"(median of {o['rounds']} interleaved pairs, tiny model, {o['frames']} frames of {o['size']}x{o['size']}, {o['steps']} steps).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def run(which="tiny", out_dir=RESULTS_DIR, device=None, configs=None, timeout=900, with_overhead=True):
+    """Run a benchmark set ('tiny' or 'full'), each setting in its own process; write JSON and Markdown. Notebook 07.
+
+    Returns the results dict and the paths written. An existing results file is never
+    overwritten: the new one gets a free name (-2, -3, ...).
+    """
+    import torch
+
+    from .video import free_stem
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if which not in ("tiny", "full"):
+        from .errors import SettingError
+
+        raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full'", "which='tiny'")
+    configs = configs or (_tiny_configs(device) if which == "tiny" else _full_configs(device))
+    started = time.perf_counter()
+    runs = []
+    for config in configs:
+        runs.append(_run_in_child(config, timeout))
+        print(json.dumps({k: runs[-1].get(k) for k in ("model", "dtype", "offload", "vae_slicing", "frames", "step_s", "decode_s", "error")}), flush=True)
+    notes = [
+        "Each setting ran in a fresh Python process; peak RSS is that process's VmHWM, reset after loading "
+        "and again after denoising, so the two peaks are separate.",
+        f"'est. {REAL_STEPS} steps' = first step + {REAL_STEPS - 1} x s per step + VAE decode: extrapolated, not run.",
+        "Load average is the 1-minute load of the machine, which other jobs shared; above the core count, times are inflated.",
+    ]
+    if which == "full":
+        notes.insert(0, "Full-size = the real architecture of ali-vilab/text-to-video-ms-1.7b with random weights "
+                        "(t2v_helpers.architecture); time and memory depend on shapes, not weight values.")
+    if device == "cpu":
+        notes.append("No GPU was available for this run, so there is no CUDA set here: offload modes need a GPU.")
+        if which == "full":
+            notes.append("CPU set cut to 16 frames and 1 step: one float32 step takes minutes on 2 cores, so 64 frames "
+                         "(4x longer) and more steps would not fit in 15 minutes. With 1 step, 's per step' includes "
+                         "prompt encoding and warm-up, so it is an upper bound.")
+    results = dict(
+        title=f"Benchmark: {which} pipeline on {device}",
+        date=time.strftime("%Y-%m-%d"),
+        machine=machine(),
+        notes=notes,
+        runs=runs,
+        overhead=overhead() if with_overhead else None,
+        total_s=time.perf_counter() - started,
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / free_stem(out_dir, f"{device}-{which}", (".json", ".md"))
+    paths = (stem.with_suffix(".json"), stem.with_suffix(".md"))
+    paths[0].write_text(json.dumps(results, indent=1) + "\n")
+    paths[1].write_text(markdown(results))
+    return results, paths
+
+
+def load_results(name="cpu-full", folder=None):
+    """The committed benchmark results `name` (e.g. 'cpu-full'), from the repository or GitHub. Notebook 07."""
+    folder = Path(folder) if folder else RESULTS_DIR
+    path = folder / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from urllib.request import urlopen
+
+    # Installed from git (as on Colab) the package has no benchmarks/ folder: read the published copy.
+    with urlopen(RESULTS_URL + f"{name}.json", timeout=20) as response:
+        return json.loads(response.read())
+
+
+def main(argv=None):
+    """`python -m t2v_helpers.bench [--set tiny|full] [--out FOLDER] [--quick]`. Notebook 07."""
+    parser = argparse.ArgumentParser(prog="python -m t2v_helpers.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="which", choices=("tiny", "full"), default="tiny", help="tiny: seconds; full: the real architecture (minutes)")
+    parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the JSON and Markdown results")
+    parser.add_argument("--quick", action="store_true", help="one tiny setting only, for a smoke test")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(json.loads(args.child))))
+        return
+    configs = None
+    if args.quick:
+        configs = [dict(_tiny_configs("cpu")[0], frames=4, size=32, steps=2)]
+    results, paths = run(args.which, args.out, configs=configs, with_overhead=not args.quick)
+    print(f"Wrote {paths[0]} and {paths[1]} in {results['total_s']:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The benchmark command: a smoke run on the tiny pipeline (no timing assertions) and the committed results."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import t2v_helpers as t2v
+from t2v_helpers import bench
+
+SMALL = dict(model="tiny", device="cpu", dtype="float32", offload="none", frames=4, size=32, steps=2)
+
+
+def test_command_writes_json_and_markdown(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "t2v_helpers.bench", "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "cpu-tiny.json").read_text())
+    (run,) = results["runs"]
+    assert "error" not in run, run
+    for key in ("step_s", "decode_s", "end_to_end_s", "estimated_25_steps_s", "load_before", "load_after"):
+        assert run[key] >= 0, key
+    assert run["peak_rss_denoise"] > 0 and run["rss_after_load"] > 0
+    table = (tmp_path / "cpu-tiny.md").read_text()
+    assert results["machine"]["cpu"] in table and "no GPU" in table
+    assert "| tiny | float32 | none | on | 4 | 32 | 2 |" in table
+
+
+def test_each_setting_gets_its_own_process_and_a_result_never_overwrites_another(tmp_path):
+    configs = [dict(SMALL, vae_slicing=True), dict(SMALL, vae_slicing=False)]
+    first, (json_path, md_path) = bench.run("tiny", tmp_path, configs=configs, with_overhead=False)
+    before = json_path.read_text()
+    _, (again, _) = bench.run("tiny", tmp_path, configs=configs[:1], with_overhead=False)
+    assert again.name == "cpu-tiny-2.json" and json_path.read_text() == before
+    assert [r["vae_slicing"] for r in first["runs"]] == [True, False]
+    assert all("error" not in r for r in first["runs"])
+    assert md_path.exists()
+
+
+def test_overhead_is_a_ratio_from_interleaved_runs():
+    result = bench.overhead(rounds=2, frames=4, size=32, steps=1)
+    assert len(result["raw_s"]) == len(result["helper_s"]) == 2
+    assert result["ratio_median"] > 0
+
+
+def test_a_failing_setting_is_reported_not_raised(tmp_path):
+    results, _ = bench.run("tiny", tmp_path, configs=[dict(SMALL, vae_slicing=True, dtype="no_such_dtype")], with_overhead=False)
+    assert "no_such_dtype" in results["runs"][0]["error"]
+
+
+def test_unknown_set_is_refused():
+    with pytest.raises(ValueError, match="which='huge'.*'tiny' or 'full'"):
+        bench.run("huge")
+
+
+def test_committed_full_size_cpu_results_are_complete():
+    results = t2v.bench.load_results("cpu-full")
+    runs = results["runs"]
+    assert runs and all("error" not in r for r in runs), [r.get("error") for r in runs]
+    assert {(r["dtype"], r["vae_slicing"]) for r in runs} >= {("float32", True), ("float32", False)}
+    assert all(r["model"] == "full" and r["load_before"] is not None for r in runs)
+    assert any("GPU" in note for note in results["notes"])  # says there was no GPU
+    assert results["overhead"]["ratio_median"] > 0
+    assert results["total_s"] < 15 * 60, "the full-size CPU set must finish within 15 minutes"
+    assert bench.markdown(results) == (bench.RESULTS_DIR / "cpu-full.md").read_text()
