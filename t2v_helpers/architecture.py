@@ -85,8 +85,8 @@ def build_full_size_pipeline(dtype=torch.float32, *, seed=0, empty=False):
     """The full-size TextToVideoSDPipeline with random weights, on the CPU, in `dtype`. Notebook 07.
 
     It has the real model's layers, parameter counts and scheduler, so it costs the same
-    time and memory as the real one; its videos are noise. Building it in float32 needs
-    about 7.6 GB of RAM and half a minute on 2 cores. `empty=True` builds it on the meta
+    time and memory as the real one; its videos are noise. Built in float32 it held
+    7.26 GiB of RAM and took 12 s to build on 2 cores (benchmarks/results/cpu-full.json). `empty=True` builds it on the meta
     device instead: shapes only, no memory, for inspecting and counting.
     """
     from accelerate import init_empty_weights

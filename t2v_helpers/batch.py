@@ -1,4 +1,4 @@
-"""Many prompts on many GPUs: split a prompts file across processes, one per GPU. Notebook 05.
+"""Many prompts on many GPUs: split a prompts file across processes, one per GPU. README: Command line.
 
     torchrun --nproc_per_node 4 -m t2v_helpers.batch --prompts prompts.txt --out outputs
 
@@ -18,12 +18,12 @@ from .cli import USER_ERRORS, add_generate_options, check_arguments, load, make_
 
 
 def line_folder(out_dir, number):
-    """The folder for the prompt on line `number` of the prompts file: OUT/line-007. Notebook 05."""
+    """The folder for the prompt on line `number` of the prompts file: OUT/line-007. README: Command line."""
     return Path(out_dir) / f"line-{number:03d}"
 
 
 def main(argv=None):
-    """Make one video per line of --prompts, the lines split across the launched processes. Notebook 05."""
+    """Make one video per line of --prompts, the lines split across the launched processes. README: Command line."""
     from accelerate import PartialState
 
     parser = argparse.ArgumentParser(prog="python -m t2v_helpers.batch", description=__doc__.splitlines()[0])

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-RESULTS_URL = "https://raw.githubusercontent.com/t2v-tutorial/text-to-video-tutorial/main/benchmarks/results/"
 PROMPT = "An astronaut riding a horse on the moon"
 REAL_STEPS = 25  # the lesson's default: full-size times are extrapolated to this many steps
 
@@ -76,20 +75,12 @@ def _load(config):
 
     import t2v_helpers as t2v
     from t2v_helpers.architecture import build_full_size_pipeline
+    from t2v_helpers.pipeline import place
 
     dtype = getattr(torch, config["dtype"])
     if config["model"] == "tiny":
         return t2v.load_pipeline("tiny", offload=config["offload"], dtype=dtype, vae_slicing=config["vae_slicing"], verbose=False)
-    pipe = build_full_size_pipeline(dtype)
-    if config["offload"] == "model":
-        pipe.enable_model_cpu_offload()
-    elif config["offload"] == "sequential":
-        pipe.enable_sequential_cpu_offload()
-    else:
-        pipe.to(config["device"])
-    if config["vae_slicing"]:
-        pipe.vae.enable_slicing()
-    return pipe
+    return place(build_full_size_pipeline(dtype), config["offload"], config["device"], config["vae_slicing"])
 
 
 def measure(config):
@@ -360,6 +351,14 @@ def run(which="tiny", out_dir=RESULTS_DIR, device=None, configs=None, timeout=90
     return results, paths
 
 
+def _published_results_url():
+    from importlib import metadata
+
+    meta = metadata.metadata("t2v-helpers")
+    repository = next(url.split(",", 1)[1].strip() for url in meta.get_all("Project-URL") if url.startswith("Repository"))
+    return f"{repository.replace('https://github.com/', 'https://raw.githubusercontent.com/')}/v{meta['Version']}/benchmarks/results/"
+
+
 def load_results(name="cpu-full", folder=None):
     """The committed benchmark results `name` (e.g. 'cpu-full'), from the repository or GitHub. Notebook 07."""
     folder = Path(folder) if folder else RESULTS_DIR
@@ -368,8 +367,9 @@ def load_results(name="cpu-full", folder=None):
         return json.loads(path.read_text())
     from urllib.request import urlopen
 
-    # Installed from git (as on Colab) the package has no benchmarks/ folder: read the published copy.
-    with urlopen(RESULTS_URL + f"{name}.json", timeout=20) as response:
+    # Installed from git (as on Colab) the package has no benchmarks/ folder: read the published copy
+    # of the release, from the repository named once in pyproject.toml (the package's metadata).
+    with urlopen(_published_results_url() + f"{name}.json", timeout=20) as response:
         return json.loads(response.read())
 
 

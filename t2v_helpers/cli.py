@@ -1,4 +1,4 @@
-"""The `t2v` command: make videos from the terminal with the same helpers as the notebooks. Notebook 05.
+"""The `t2v` command: make videos from the terminal with the same helpers as the notebooks. README: Command line.
 
     t2v generate "Spiderman is surfing" --steps 25 --seed 0 --scheduler dpm --frames 16 --out outputs
     t2v generate --prompts prompts.txt --model tiny
@@ -21,7 +21,7 @@ DEFAULT_PROMPT = "Spiderman is surfing"
 
 
 def add_generate_options(parser, prompt_required=False):
-    """The options `t2v generate` and `python -m t2v_helpers.batch` share. Notebook 05."""
+    """The options `t2v generate` and `python -m t2v_helpers.batch` share. README: Command line."""
     if not prompt_required:
         parser.add_argument("prompt", nargs="?", help=f"what the video shows (default: {DEFAULT_PROMPT!r})")
     parser.add_argument(
@@ -40,7 +40,7 @@ def add_generate_options(parser, prompt_required=False):
 
 
 def read_prompts(path, name="--prompts"):
-    """[(line number, prompt), ...] from a file of one prompt per line; blank and # lines skipped. Notebook 05."""
+    """[(line number, prompt), ...] from a file of one prompt per line; blank and # lines skipped. README: Command line."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -54,7 +54,7 @@ def read_prompts(path, name="--prompts"):
 
 
 def check_arguments(args, name_prompts="--prompts"):
-    """Check every setting before the model loads (which can take minutes); return [(line, prompt), ...]. Notebook 05."""
+    """Check every setting before the model loads (which can take minutes); return [(line, prompt), ...]. README: Command line."""
     if args.prompts and getattr(args, "prompt", None) is not None:
         raise SettingError("prompt", args.prompt, "was given together with --prompts", "a prompt or --prompts FILE, not both", "one of them")
     if args.prompts:
@@ -71,7 +71,7 @@ def check_arguments(args, name_prompts="--prompts"):
 
 
 def load(args, **options):
-    """Load the model the arguments ask for, with their scheduler; 'auto' says which it chose. Notebook 05."""
+    """Load the model the arguments ask for, with their scheduler; 'auto' says which it chose. README: Command line."""
     model = args.model
     if model == "auto":
         model, why = default_model()
@@ -84,7 +84,7 @@ def load(args, **options):
 
 
 def make_video(pipe, prompt, args, out_dir, label=""):
-    """Generate one video with a progress bar and save it with its sidecar; return the SavedVideo. Notebook 05."""
+    """Generate one video with a progress bar and save it with its sidecar; return the SavedVideo. README: Command line."""
     from tqdm.auto import tqdm
 
     from .generate import generate
@@ -101,7 +101,7 @@ def make_video(pipe, prompt, args, out_dir, label=""):
 
 
 def run_generate(args, parser):
-    """Check the arguments, load the model once and make every video; `parser` reports errors. Notebook 05."""
+    """Check the arguments, load the model once and make every video; `parser` reports errors. README: Command line."""
     try:
         prompts = check_arguments(args)
     except ValueError as error:
@@ -116,7 +116,7 @@ def run_generate(args, parser):
 
 
 def build_parser(prog="t2v"):
-    """The `t2v` parser and its `generate` subparser, whose errors show its own usage line. Notebook 05."""
+    """The `t2v` parser and its `generate` subparser, whose errors show its own usage line. README: Command line."""
     parser = argparse.ArgumentParser(prog=prog, description="Make short videos from text with ModelScope's text-to-video model.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     generate = commands.add_parser(
@@ -130,7 +130,7 @@ def build_parser(prog="t2v"):
 
 
 def main(argv=None, prog="t2v"):
-    """Run the `t2v` command line; `argv` defaults to sys.argv[1:]. Notebook 05."""
+    """Run the `t2v` command line; `argv` defaults to sys.argv[1:]. README: Command line."""
     parser, generate = build_parser(prog)
     args = parser.parse_args(argv)
     return run_generate(args, generate)

@@ -44,7 +44,7 @@ def leaner_settings(pipe, frames, height, width):
 
 
 def _seconds(s):
-    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+    return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
 
 
 def _on_cpu(pipe):

@@ -1,4 +1,4 @@
-"""Regenerate every link to the notebooks from pyproject.toml and the notebooks' own titles. Notebook 01.
+"""Regenerate every link to the notebooks from pyproject.toml and the notebooks' own titles. README: Layout.
 
     python -m t2v_helpers.links            rewrite what is stale
     python -m t2v_helpers.links --check    only say what is stale (exit 1), as tests/test_links.py does
@@ -27,7 +27,7 @@ COLAB_INTRO = (
 
 
 def project_fields(root=ROOT):
-    """(repository URL, version) from pyproject.toml. Notebook 01."""
+    """(repository URL, version) from pyproject.toml. README: Layout."""
     # A regex rather than tomllib (Python 3.11+), so the tool runs wherever the package does.
     text = (Path(root) / "pyproject.toml").read_text()
     repository = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', text, re.MULTILINE | re.DOTALL)
@@ -41,17 +41,17 @@ def project_fields(root=ROOT):
 
 
 def colab_url(repository, notebook):
-    """The Colab address that opens `notebooks/<notebook>` from the repository's main branch. Notebook 01."""
+    """The Colab address that opens `notebooks/<notebook>` from the repository's main branch. README: Layout."""
     return f"https://colab.research.google.com/github/{repository.removeprefix('https://github.com/')}/blob/main/notebooks/{notebook}"
 
 
 def badge(repository, notebook):
-    """The markdown Colab badge for one notebook. Notebook 01."""
+    """The markdown Colab badge for one notebook. README: Layout."""
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(repository, notebook)})"
 
 
 def setup_cell(repository, version):
-    """The source of every notebook's set-up cell: the package at its release tag, pinned libraries, torch kept. Notebook 01."""
+    """The source of every notebook's set-up cell: the package at its release tag, pinned libraries, torch kept. README: Layout."""
     return (
         "import importlib.util\n"
         "\n"
@@ -63,13 +63,15 @@ def setup_cell(repository, version):
 
 @dataclass
 class Notebook:
+    """One lesson notebook: its file, its two-digit number and its H1 title. README: Layout."""
+
     path: Path
     number: str
     title: str
 
 
 def notebooks(root=ROOT):
-    """Every notebooks/NN_*.ipynb with its number and H1 title, in lesson order. Notebook 01."""
+    """Every notebooks/NN_*.ipynb with its number and H1 title, in lesson order. README: Layout."""
     import nbformat
 
     found = []
@@ -83,7 +85,7 @@ def notebooks(root=ROOT):
 
 
 def readme_table(repository, books):
-    """The README's notebook table (between the markers). Notebook 01."""
+    """The README's notebook table (between the markers). README: Layout."""
     rows = ["| # | notebook | Colab |", "|---|---|---|"]
     for book in books:
         name = book.path.name
@@ -92,7 +94,7 @@ def readme_table(repository, books):
 
 
 def colab_links(repository, books):
-    """The whole text of colab_link.md. Notebook 01."""
+    """The whole text of colab_link.md. README: Layout."""
     rows = ["| notebook | open in Colab |", "|---|---|"]
     rows += [f"| {book.number} {book.title} | {colab_url(repository, book.path.name)} |" for book in books]
     return COLAB_INTRO + "\n" + "\n".join(rows) + "\n"
@@ -127,7 +129,7 @@ def _updated_readme(text, table):
 
 
 def stale_files(root=ROOT):
-    """{path: the text it should have} for every generated file whose text differs. Notebook 01."""
+    """{path: the text it should have} for every generated file whose text differs. README: Layout."""
     root = Path(root)
     repository, version = project_fields(root)
     books = notebooks(root)
@@ -139,7 +141,7 @@ def stale_files(root=ROOT):
 
 
 def broken_links(root=ROOT):
-    """[(file, 'notebooks/NN_x.ipynb'), ...]: links in README.md, colab_link.md or a notebook to a notebook that does not exist. Notebook 01."""
+    """[(file, 'notebooks/NN_x.ipynb'), ...]: links in README.md, colab_link.md or a notebook to a notebook that does not exist. README: Layout."""
     import nbformat
 
     root = Path(root)
@@ -156,7 +158,7 @@ def broken_links(root=ROOT):
 
 
 def main(argv=None):
-    """Rewrite the stale generated files, or with --check only list them (exit status 1). Notebook 01."""
+    """Rewrite the stale generated files, or with --check only list them (exit status 1). README: Layout."""
     parser = argparse.ArgumentParser(prog="python -m t2v_helpers.links", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
     parser.add_argument("--root", default=ROOT, type=Path, help="the repository folder (default: this checkout)")

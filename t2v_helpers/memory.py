@@ -23,7 +23,6 @@ MODES_FASTEST_FIRST = ("none", "model", "sequential")
 UNET_ACTIVATION_PER_LATENT = 15400
 VAE_SLICED_PER_PIXEL = 4570
 VAE_UNSLICED_PER_FRAME_PIXEL = 874
-CALIBRATED_ON = "benchmarks/results/cpu-full.json"
 
 # Free memory is kept back for what the estimate does not cover: the allocator's
 # fragmentation and cached blocks, cuDNN workspaces, and the CPU/GPU difference above.

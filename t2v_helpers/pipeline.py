@@ -82,7 +82,7 @@ def default_model():
         model_info(MODEL_ID, timeout=10)
     except Exception as error:  # any failure to reach the hub means: work offline
         return TINY_MODEL_ID, f"The hub is unreachable ({type(error).__name__}): using the tiny model (noise)."
-    return MODEL_ID, f"Downloading {MODEL_ID} from the hub (about 3.4 GB in fp16) on first use."
+    return MODEL_ID, f"Downloading {MODEL_ID} from the hub (about 3.7 GB in fp16) on first use."
 
 
 def pickle_only_weights(folder):
@@ -142,20 +142,26 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
         if local:
             raise
         raise ModelNotAvailableError(_not_available_message(model_id, error)) from error
-    if runtime.offload == "model":
-        pipe.enable_model_cpu_offload()
-    elif runtime.offload == "sequential":
-        pipe.enable_sequential_cpu_offload()
-    else:
-        pipe.to(runtime.device)
-    if vae_slicing:
-        pipe.vae.enable_slicing()
+    place(pipe, runtime.offload, runtime.device, vae_slicing)
     pipe.t2v_model_id = model_id
     pipe.t2v_runtime = runtime
     if verbose:
         print(runtime.reason)
         if model_id == TINY_MODEL_ID:
             print("Model: the built-in tiny model with random weights. Its videos are noise.")
+    return pipe
+
+
+def place(pipe, offload, device, vae_slicing=True):
+    """Apply an offload mode (or, for 'none', move to `device`) and VAE slicing to a loaded pipeline. Notebook 07."""
+    if offload == "model":
+        pipe.enable_model_cpu_offload()
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload()
+    else:
+        pipe.to(device)
+    if vae_slicing:
+        pipe.vae.enable_slicing()
     return pipe
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from traitlets import TraitError
 
+from .errors import GPUMemoryError
 from .generate import generate
 from .schedulers import scheduler_name, scheduler_names, set_scheduler
 from .video import MODEL_FPS, save_video, to_uint8
@@ -241,6 +242,8 @@ class Studio:
 
     def _explain(self, error, values):
         if isinstance(error, ValueError):
+            return f"Not made: {html.escape(str(error))}"
+        if isinstance(error, GPUMemoryError):  # its message already lists what fits these settings
             return f"Not made: {html.escape(str(error))}"
         if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower():
             if torch.cuda.is_available():

@@ -125,6 +125,8 @@ def build_tiny_model(path=None, *, rebuild=False):
         note = {"what": "random weights for offline tests; its videos are noise", "version": TINY_VERSION}
         (staging / "TINY_MODEL.json").write_text(json.dumps(note, indent=2))
         if path.exists():
+            if not (path / "TINY_MODEL.json").exists():  # not ours: a user's folder is never deleted
+                raise FileExistsError(f"{path} exists and is not a tiny model built here; choose another path.")
             shutil.rmtree(path)
         staging.rename(path)
     finally:

@@ -55,15 +55,3 @@ def test_forward_chunking_exists_on_this_unet(empty_pipe):
     chunked = [m for m in empty_pipe.unet.modules() if getattr(m, "_chunk_size", None) == 1]
     assert chunked and all(m._chunk_dim == 1 for m in chunked)
 
-
-@pytest.mark.parametrize("module", ["architecture", "bench", "memory"])
-def test_every_public_function_names_its_notebook(module):
-    import inspect
-
-    mod = getattr(t2v, module)
-    for name, member in vars(mod).items():
-        if name.startswith("_") or getattr(member, "__module__", None) != mod.__name__:
-            continue
-        if inspect.isfunction(member) or inspect.isclass(member):
-            first = (member.__doc__ or "").strip().splitlines()[0]
-            assert first.endswith("Notebook 07."), f"{module}.{name}: {first!r}"

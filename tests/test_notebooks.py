@@ -30,6 +30,8 @@ def test_committed_without_outputs(path):
         if cell.cell_type != "code":
             continue
         if cell.source.startswith(CHECKED):
+            # nbval compares only cells stored as run, with their expected output.
+            assert cell.execution_count == 1 and cell.outputs, f"{path.name}: {cell.source[:60]!r} has no expected output"
             assert all(o.output_type in ("stream", "execute_result") for o in cell.outputs), cell.source
             assert all("image/png" not in o.get("data", {}) for o in cell.outputs), cell.source
         else:

@@ -7,16 +7,12 @@ import pytest
 import torch
 
 import t2v_helpers as t2v
+from t2v_helpers.errors import GPUMemoryError
 from t2v_helpers import studio as studio_module
 
 STEPS = int(os.environ["T2V_STEPS"])
 FRAMES = int(os.environ["T2V_FRAMES"])
 SIZE = int(os.environ["T2V_SIZE"])
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return t2v.load_pipeline(os.environ["T2V_MODEL"], verbose=False)
 
 
 @pytest.fixture
@@ -159,6 +155,16 @@ def test_out_of_memory_says_what_to_change_and_the_studio_recovers(studio, monke
     monkeypatch.setattr(studio_module, "generate", real_generate)
     studio.generate_button.click()
     assert studio.last_error is None and len(studio.history) == 1 and studio.progress.bar_style == "success"
+
+
+def test_the_helpers_out_of_memory_advice_is_shown_as_it_is(studio, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise GPUMemoryError("The GPU ran out of memory making 8 frames. Each of these needs less memory: frames=4.")
+
+    monkeypatch.setattr(studio_module, "generate", out_of_memory)
+    studio.generate_button.click()
+    assert "Each of these needs less memory: frames=4." in studio.message.value
+    assert not studio.generate_button.disabled
 
 
 def test_other_errors_are_shown_with_their_traceback_not_swallowed(studio, monkeypatch):
