@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from diffusers import DiffusionPipeline
 from safetensors.torch import load_file
@@ -47,3 +48,13 @@ def test_cached_copy_is_reused(tmp_path):
     before = marker.stat().st_mtime_ns
     assert t2v.build_tiny_model(tmp_path / "m") == path
     assert marker.stat().st_mtime_ns == before
+
+
+def test_a_folder_that_is_not_a_tiny_model_is_never_deleted(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(FileExistsError, match="not a tiny model"):
+        t2v.build_tiny_model(mine, rebuild=True)
+    assert (mine / "notes.txt").read_text() == "my notes"
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no half-built copy left beside it
