@@ -1,23 +1,19 @@
 """Compare schedulers side by side: one prompt and seed, a titled grid video and a table of costs. Notebook 03."""
 
-import json
 import math
 import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .environment import library_versions
 from .errors import SettingError
 from .generate import generate
 from .schedulers import check_scheduler_name, set_scheduler
-from .validate import MAX_SEED, MAX_STEPS, check_fps, check_output_dir, check_seed, check_whole_number
-from .video import MODEL_FPS, SavedVideo, _publish, free_stem, slug, to_uint8, write_gif, write_mp4
+from .validate import MAX_SEED, MAX_STEPS, check_seed, check_whole_number
+from .video import MODEL_FPS, save_frames, slug, to_uint8
 
 # (scheduler, steps) starting points to compare: the model's DDIM at diffusers' default 50
 # steps, the article's DPMSolverMultistep at 25, and faster or costlier alternatives.
@@ -243,32 +239,7 @@ def save_grid(grid, out_dir="outputs", *, name, info=None, fps=MODEL_FPS, gif=Tr
 
     Files are named `name.mp4`, `name.gif`, `name.json`, or `name-2...` when taken.
     """
-    check_fps(fps)
-    out_dir = check_output_dir(out_dir, create=True)
-    stem = free_stem(out_dir, slug(name, max_length=80), (".mp4", ".json", ".gif"))
-    saved = SavedVideo(mp4=None, sidecar=out_dir / f"{stem}.json")
-    try:
-        saved.mp4 = write_mp4(grid, out_dir / f"{stem}.mp4", fps)
-        if gif:
-            saved.gif = write_gif(grid, out_dir / f"{stem}.gif", fps)
-        sidecar = dict(info or {})
-        sidecar.update(
-            fps=fps,
-            frame_count=len(grid),
-            files={k: Path(v).name for k, v in vars(saved).items() if v and k != "sidecar"},
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            versions=library_versions(),
-        )
-        if sidecar.get("settings", {}).get("model") == "tiny":
-            sidecar["note"] = "made with the tiny random-weight model: the videos are noise"
-        _publish(lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)), saved.sidecar)
-    except BaseException:
-        # Take back this call's own new files: no grid without its sidecar.
-        for path in (saved.mp4, saved.gif):
-            if path:
-                path.unlink(missing_ok=True)
-        raise
-    return saved
+    return save_frames(grid, out_dir, slug(name, max_length=80), dict(info or {}), fps=fps, gif=gif)
 
 
 def save_comparison(comparison, out_dir="outputs", *, fps=MODEL_FPS, gif=True):

@@ -164,19 +164,38 @@ def save_video(result, out_dir="outputs", *, fps=MODEL_FPS, gif=False, png_frame
     File names come from the prompt and seed; an existing file is never overwritten,
     a free name such as `...-2.mp4` is used instead.
     """
+    info = {"prompt": result.prompt, "seed": result.seed, "settings": result.settings, "elapsed_s": round(result.elapsed_s, 3)}
+    return save_frames(result.frames, out_dir, f"{slug(result.prompt)}-seed{result.seed}", info, fps=fps, gif=gif, png_frames=png_frames)
+
+
+def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_frames=False):
+    """Write `frames` as `stem`.mp4 (plus GIF, PNG frames) beside `stem`.json holding `info`. Notebook 04.
+
+    A taken name gets `-2`, `-3`, ...; if any file fails, this call's other new files are
+    removed again, so no video is left without its sidecar and nothing earlier is touched.
+    """
     check_fps(fps)
     out_dir = check_output_dir(out_dir, create=True)
-    stem = free_stem(out_dir, f"{slug(result.prompt)}-seed{result.seed}", (".mp4", ".json", ".gif", "_frames"))
+    stem = free_stem(out_dir, stem, (".mp4", ".json", ".gif", "_frames"))
     saved = SavedVideo(mp4=None, sidecar=out_dir / f"{stem}.json")
     try:
-        saved.mp4 = write_mp4(result.frames, out_dir / f"{stem}.mp4", fps)
+        saved.mp4 = write_mp4(frames, out_dir / f"{stem}.mp4", fps)
         if gif:
-            saved.gif = write_gif(result.frames, out_dir / f"{stem}.gif", fps)
+            saved.gif = write_gif(frames, out_dir / f"{stem}.gif", fps)
         if png_frames:
-            saved.frames_dir = write_png_frames(result.frames, out_dir / f"{stem}_frames")
-        _publish(lambda tmp: Path(tmp).write_text(json.dumps(_sidecar(result, saved, fps), indent=2)), saved.sidecar)
+            saved.frames_dir = write_png_frames(frames, out_dir / f"{stem}_frames")
+        sidecar = {
+            **info,
+            "fps": fps,
+            "frame_count": len(frames),
+            "files": {k: Path(v).name for k, v in vars(saved).items() if v and k != "sidecar"},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": library_versions(),
+        }
+        if info.get("settings", {}).get("model") == "tiny":
+            sidecar["note"] = "made with the tiny random-weight model: the video is noise"
+        _publish(lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)), saved.sidecar)
     except BaseException:
-        # Take back this call's own new files, so a failed save leaves no video without its sidecar.
         for path in (saved.mp4, saved.gif):
             if path:
                 path.unlink(missing_ok=True)
@@ -184,23 +203,6 @@ def save_video(result, out_dir="outputs", *, fps=MODEL_FPS, gif=False, png_frame
             shutil.rmtree(saved.frames_dir, ignore_errors=True)
         raise
     return saved
-
-
-def _sidecar(result, saved, fps):
-    sidecar = {
-        "prompt": result.prompt,
-        "seed": result.seed,
-        "settings": result.settings,
-        "fps": fps,
-        "frame_count": len(result.frames),
-        "elapsed_s": round(result.elapsed_s, 3),
-        "files": {k: Path(v).name for k, v in vars(saved).items() if v and k != "sidecar"},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": library_versions(),
-    }
-    if result.settings.get("model") == "tiny":
-        sidecar["note"] = "made with the tiny random-weight model: the video is noise"
-    return sidecar
 
 
 def show_video(path, width=None):
