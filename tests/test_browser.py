@@ -146,6 +146,7 @@ def jupyterlab(chromium, tmp_path):
         JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
         IPYTHONDIR=str(tmp_path / "ipython"),
+        T2V_OUTPUT_DIR=str(root / "outputs"),  # the notebook's videos, where the test looks for them
     )
     port, token = free_port(), secrets.token_hex(16)
     log_path = tmp_path / "jupyterlab.log"
