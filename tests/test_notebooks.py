@@ -1,5 +1,6 @@
 """The notebooks' shape: the nbval run (pytest's notebooks/ collection) executes them."""
 
+import json
 import re
 from pathlib import Path
 
@@ -24,19 +25,22 @@ def test_notebooks_are_numbered_in_lesson_order():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
-    """Only NBVAL_CHECK_OUTPUT cells keep their expected text output: nbval compares those."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        if cell.source.startswith(CHECKED):
-            # nbval compares only cells stored as run, with their expected output.
-            assert cell.execution_count == 1 and cell.outputs, f"{path.name}: {cell.source[:60]!r} has no expected output"
-            assert all(o.output_type in ("stream", "execute_result") for o in cell.outputs), cell.source
-            assert all("image/png" not in o.get("data", {}) for o in cell.outputs), cell.source
-        else:
+        if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear outputs of {cell.source[:60]!r}"
     assert "widgets" not in nb.metadata, f"{path.name}: widget state is committed"
+
+
+def test_every_checked_cell_has_its_expected_output_and_no_other_is_kept():
+    """nbval compares `# NBVAL_CHECK_OUTPUT` cells with notebooks/expected_outputs.json (see conftest.py)."""
+    expected = json.loads((ROOT / "notebooks" / "expected_outputs.json").read_text())
+    checked = {
+        p.name: {c.id for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code" and c.source.startswith(CHECKED)}
+        for p in NOTEBOOKS
+    }
+    assert {name: set(cells) for name, cells in expected.items() if cells} == {name: ids for name, ids in checked.items() if ids}
+    assert all(text.strip() for cells in expected.values() for text in cells.values())
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
