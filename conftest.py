@@ -22,12 +22,12 @@ for name, value in {
 }.items():
     os.environ.setdefault(name, value)
 
-CHECKED = "# NBVAL_CHECK_OUTPUT"
+CHECKED = "nbval-check-output"  # the cell metadata tag nbval reads
 EXPECTED_OUTPUTS = Path(__file__).parent / "notebooks" / "expected_outputs.json"
 
 
 def pytest_collection_modifyitems(items):
-    """Give nbval the expected output of every `# NBVAL_CHECK_OUTPUT` cell.
+    """Give nbval the expected output of every cell tagged `nbval-check-output`.
 
     Notebooks are committed without outputs, and nbval compares only cells stored as run
     with an output, so the expected text lives in notebooks/expected_outputs.json
@@ -36,12 +36,12 @@ def pytest_collection_modifyitems(items):
     expected = json.loads(EXPECTED_OUTPUTS.read_text()) if EXPECTED_OUTPUTS.exists() else {}
     for item in items:
         cell = getattr(item, "cell", None)  # nbval's notebook cells
-        if cell is None or not cell.source.startswith(CHECKED):
+        if cell is None or CHECKED not in cell.metadata.get("tags", []):
             continue
         text = expected.get(Path(str(item.fspath)).name, {}).get(cell.id)
         if text is None:
             raise pytest.UsageError(
-                f"{item.fspath} cell {cell.id} is marked {CHECKED} but has no expected output in "
+                f"{item.fspath} cell {cell.id} is tagged {CHECKED} but has no expected output in "
                 f"{EXPECTED_OUTPUTS.name}: run .venv/bin/python tools/refresh_expected_outputs.py {item.fspath}"
             )
         cell.execution_count = 1

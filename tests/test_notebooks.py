@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-CHECKED = "# NBVAL_CHECK_OUTPUT"
+CHECKED = "nbval-check-output"  # the cell metadata tag nbval reads
 
 
 def test_notebooks_are_numbered_in_lesson_order():
@@ -33,10 +33,10 @@ def test_committed_without_outputs(path):
 
 
 def test_every_checked_cell_has_its_expected_output_and_no_other_is_kept():
-    """nbval compares `# NBVAL_CHECK_OUTPUT` cells with notebooks/expected_outputs.json (see conftest.py)."""
+    """nbval compares cells tagged `nbval-check-output` with notebooks/expected_outputs.json (see conftest.py)."""
     expected = json.loads((ROOT / "notebooks" / "expected_outputs.json").read_text())
     checked = {
-        p.name: {c.id for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code" and c.source.startswith(CHECKED)}
+        p.name: {c.id for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code" and CHECKED in c.metadata.get("tags", [])}
         for p in NOTEBOOKS
     }
     assert {name: set(cells) for name, cells in expected.items() if cells} == {name: ids for name, ids in checked.items() if ids}
@@ -84,3 +84,14 @@ def test_colab_links_list_every_notebook():
     text = (ROOT / "colab_link.md").read_text()
     linked = re.findall(r"colab\.research\.google\.com/github/[^)\s]+/blob/main/(notebooks/[^)\s]+\.ipynb)", text)
     assert sorted(linked) == [f"notebooks/{p.name}" for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_learner_reads_no_test_machinery(path):
+    """Checks live in cell metadata tags and in tests/, not in what the learner reads."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        text = cell.source
+        assert "NBVAL" not in text, f"{path.name} {cell.id}: use the cell tag, not a comment"
+        assert not re.search(r"\bCI\b|\bnbval\b|pytest", text), f"{path.name} {cell.id}: remarks about CI or tests"
+        if cell.cell_type == "code":
+            assert not re.search(r"^\s*assert\b", text, re.MULTILINE), f"{path.name} {cell.id}: asserts belong in tests/"
