@@ -45,7 +45,7 @@ def chromium():
     """Debian's Chromium, checked before JupyterLab starts: fail with the install command, or skip on request."""
     if os.environ.get("T2V_SKIP_BROWSER") == "1":
         pytest.skip("T2V_SKIP_BROWSER=1 is set: the real-browser test of the studio is skipped on request.")
-    path = shutil.which("chromium")
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
     if path is None:
         pytest.fail(
             "Debian's chromium is not installed, and the studio's browser test needs it. "
