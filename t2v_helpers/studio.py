@@ -8,15 +8,20 @@ import html
 import io
 import os
 import secrets
+import signal
+import threading
 import time
 import traceback
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import torch
 from traitlets import TraitError
 
-from .errors import GPUMemoryError
+from .errors import GPUMemoryError, PromptTooLongWarning
 from .generate import generate
 from .schedulers import scheduler_name, scheduler_names, set_scheduler
 from .video import MODEL_FPS, save_video, to_uint8
@@ -27,6 +32,50 @@ RANDOM_SEED_LIMIT = 2**32
 CONTROLS = ("prompt", "negative_prompt", "steps", "frames", "guidance", "seed", "scheduler", "height", "width", "fps")
 _LABEL = {"description_width": "130px"}
 _ERROR = "color:#b00020"
+_WARNING = "color:#8a5300"
+
+
+def _click_sent_at():
+    """When the browser sent the button click being handled, in seconds by its clock; None when code clicked."""
+    try:
+        from IPython import get_ipython
+
+        parent = get_ipython().kernel.get_parent("shell")
+        header = parent["header"]
+    except Exception:  # no kernel, or one without this API: treat the click as made by code
+        return None
+    if header.get("msg_type") != "comm_msg":
+        return None
+    date = header.get("date")
+    if isinstance(date, str):
+        date = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    return date.timestamp() if isinstance(date, datetime) else None
+
+
+def _notes(caught):
+    """The prompt-too-long warnings among `caught`, as HTML for the studio; any other warning goes on as usual."""
+    notes = []
+    for warning in caught:
+        if issubclass(warning.category, PromptTooLongWarning):
+            notes.append(html.escape(f"Note: {warning.message}"))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return "<br>".join(notes)
+
+
+@contextmanager
+def _interruptible():
+    """Let Kernel › Interrupt (SIGINT) stop the code inside, even where the kernel ignores it for now."""
+    # ipykernel ignores SIGINT between messages, and a click it handles beside another
+    # message's bookkeeping runs without its handler: a generation must never be unstoppable.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 @dataclass
@@ -56,7 +105,7 @@ class Studio:
     with a JSON sidecar in `out_dir` (never overwriting a file). The keyword arguments
     are the controls' starting values (ValueError if a control cannot hold one: steps
     1 to 100, frames 1 to 64, guidance 0 to 20, fps 1 to 30); height and width default
-    to the model's own size.
+    to the model's own size, the scheduler to DPM-Solver ("dpm"), the article's choice.
     """
 
     def __init__(
@@ -72,6 +121,7 @@ class Studio:
         width=None,
         guidance=9.0,
         seed=0,
+        scheduler="dpm",
         fps=MODEL_FPS,
     ):
         import ipywidgets as widgets  # here, not at the top: the package works without the notebooks extra
@@ -82,9 +132,13 @@ class Studio:
         self.out_dir = Path(out_dir)
         self.history = []
         self.last_error = None
+        self._busy = False
+        self._error_shown = False
+        self._last_click = None  # (when the browser sent it, how long its video took) of the last click that ran
         native = pipe.unet.config.sample_size * pipe.vae_scale_factor
         names = scheduler_names()
         current = scheduler_name(pipe)
+        names = names if current in names else [current, *names]
 
         self.prompt = widgets.Textarea(description="prompt", rows=2, style=_LABEL, layout={"width": "100%"})
         self.negative_prompt = widgets.Text(
@@ -99,15 +153,13 @@ class Studio:
         self.seed = widgets.IntText(description="seed", style=_LABEL, layout={"width": "290px"})
         self.random_seed_button = widgets.Button(description="random", tooltip="Draw a random seed", icon="dice")
         self.random_seed_button.layout.width = "110px"
-        self.scheduler = widgets.Dropdown(
-            options=names if current in names else [current, *names], value=current, description="scheduler", style=_LABEL
-        )
+        self.scheduler = widgets.Dropdown(options=names, value=current, description="scheduler", style=_LABEL)
         self.height = widgets.IntText(step=8, description="height", style=_LABEL)
         self.width = widgets.IntText(step=8, description="width", style=_LABEL)
         height = native if height is None else height
         width = native if width is None else width
         start = dict(prompt=prompt, negative_prompt=negative_prompt, steps=steps, frames=frames, guidance=guidance)
-        self.load(dict(start, seed=seed, height=height, width=width, fps=fps))
+        self.load(dict(start, seed=seed, scheduler=scheduler, height=height, width=width, fps=fps))
 
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="progress", style=_LABEL)
@@ -120,6 +172,8 @@ class Studio:
 
         self.random_seed_button.on_click(self.random_seed)
         self.generate_button.on_click(self.make_video)
+        for name in CONTROLS:  # an error message describes the old values: a changed control clears it
+            getattr(self, name).observe(self._clear_error, "value")
         # Stable class names for the browser test and for anyone who styles the studio.
         for name in ("prompt", "negative_prompt", "seed", "generate_button", "random_seed_button", "progress",
                      "message", "video", "files", "history_box", "height", "width"):
@@ -176,9 +230,17 @@ class Studio:
                 limits = f" from {control.min} to {control.max}" if hasattr(control, "max") else ""
                 raise ValueError(f"{name}={value!r} does not fit the {name} control; use a value{limits} such as {control.value!r}.")
 
-    def _say(self, text, error=False):
+    def _say(self, text, error=False, warning=""):
         style = f' style="{_ERROR}"' if error else ""
-        self.message.value = f"<div{style}>{text}</div>"
+        note = f'<div style="{_WARNING}">{warning}</div>' if warning else ""
+        self.message.value = f"{note}<div{style}>{text}</div>"
+        self._error_shown = error
+
+    def _clear_error(self, _change=None):
+        if self._error_shown and not self._busy:
+            self.message.value = ""
+            self.progress.bar_style = ""
+            self._error_shown = False
 
     def random_seed(self, _button=None):
         """Draw a random seed into the seed box and say which. Notebook 05."""
@@ -188,12 +250,37 @@ class Studio:
     def make_video(self, _button=None):
         """Make a video from the controls' values: what the Generate button runs. Notebook 05.
 
-        Generation runs here, in the click handler; the button stays disabled until it is
-        done. A value the model cannot take, an out-of-memory error or any other error is
-        shown in the studio (and kept in `last_error`), and the studio stays usable.
+        Generation runs here, in the click handler, so Kernel › Interrupt stops it; the
+        studio then says at which step, and nothing is saved. One click makes one video:
+        a click while a video is being made is ignored, and so is a click the browser sent
+        before the first one's video was done (the second click of a double click, which
+        the kernel only reads afterwards). A value the model cannot take, an out-of-memory
+        error or any other error is shown in the studio (and kept in `last_error`), and
+        the studio stays usable.
         """
-        if self.generate_button.disabled:
+        sent_at = _click_sent_at()
+        if self._busy or self.generate_button.disabled or self._sent_while_busy(sent_at):
             return None
+        self._busy = True
+        started = time.perf_counter()
+        try:
+            with _interruptible():
+                return self._make_video()
+        finally:
+            if sent_at is not None:
+                # Measured before the button is enabled again: any click sent before the browser
+                # saw that is less than this long after this one (both by the browser's clock).
+                self._last_click = (sent_at, time.perf_counter() - started)
+            self._busy = False
+            self.generate_button.disabled = False
+
+    def _sent_while_busy(self, sent_at):
+        if sent_at is None or self._last_click is None:
+            return False
+        last_sent, took = self._last_click
+        return sent_at < last_sent + took
+
+    def _make_video(self):
         values = self.values()
         self.generate_button.disabled = True
         self.progress.max = max(1, values["steps"])
@@ -202,34 +289,44 @@ class Studio:
         self.elapsed.value = ""
         self._say("Generating…")
         start = time.perf_counter()
+        done = {"step": 0, "saved": None}
 
         def on_step(step, steps, latents):
+            done["step"] = step
             self.progress.value = step
             self.elapsed.value = f"step {step}/{steps} · {time.perf_counter() - start:.1f} s"
 
         try:
-            if values["scheduler"] != scheduler_name(self.pipe):
-                set_scheduler(self.pipe, values["scheduler"])
-            result = generate(
-                self.pipe,
-                values["prompt"],
-                negative_prompt=values["negative_prompt"],
-                steps=values["steps"],
-                frames=values["frames"],
-                height=values["height"],
-                width=values["width"],
-                guidance=values["guidance"],
-                seed=values["seed"],
-                on_step=on_step,
-            )
-            saved = save_video(result, self.out_dir, fps=values["fps"])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PromptTooLongWarning)
+                if values["scheduler"] != scheduler_name(self.pipe):
+                    set_scheduler(self.pipe, values["scheduler"])
+                result = generate(
+                    self.pipe,
+                    values["prompt"],
+                    negative_prompt=values["negative_prompt"],
+                    steps=values["steps"],
+                    frames=values["frames"],
+                    height=values["height"],
+                    width=values["width"],
+                    guidance=values["guidance"],
+                    seed=values["seed"],
+                    on_step=on_step,
+                )
+                done["saved"] = save_video(result, self.out_dir, fps=values["fps"])
         except Exception as error:  # shown in the studio, kept in last_error: never lost
             self.last_error = error
             self.progress.bar_style = "danger"
-            self._say(self._explain(error, values), error=True)
+            self._say(self._explain(error, values), error=True, warning=_notes(caught))
             return None
-        finally:
-            self.generate_button.disabled = False
+        except BaseException:  # Kernel › Interrupt (KeyboardInterrupt) or an exit: say so, then let it stop the run
+            self.progress.bar_style = "warning"
+            saved = done["saved"]
+            outcome = f"the video was saved as {html.escape(str(saved.mp4))}" if saved else "nothing was saved"
+            at = min(done["step"] + 1, values["steps"])  # the step that was running, or the last one while saving
+            self._say(f"Stopped at step {at} of {values['steps']}; {outcome}.", error=True)
+            raise
+        saved = done["saved"]
         self.last_error = None
         self.progress.bar_style = "success"
         self.elapsed.value = f"{len(result.frames)} frames in {result.elapsed_s:.1f} s"
@@ -237,7 +334,7 @@ class Studio:
         self.history.append(entry)
         self.history_box.children = (self._card(entry), *self.history_box.children)
         self.show(entry)
-        self._say(f"Made video #{entry.number} (seed {result.seed}).")
+        self._say(f"Made video #{entry.number} (seed {result.seed}).", warning=_notes(caught))
         return entry
 
     def _explain(self, error, values):

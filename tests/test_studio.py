@@ -1,7 +1,10 @@
 """The studio (notebook 05) driven from Python: set the widgets' values, click its buttons, check its state."""
 
+import html
 import json
 import os
+import signal
+import time
 
 import pytest
 import torch
@@ -182,3 +185,132 @@ def test_other_errors_are_shown_with_their_traceback_not_swallowed(studio, monke
 def test_the_studio_displays_as_one_widget(studio):
     bundle = studio._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == studio.ui.model_id
+
+
+def slowed(real_generate, each_step):
+    """`generate` that calls `each_step(step)` before the studio's own on_step, to act in the middle of a video."""
+
+    def generate(*args, on_step, **kwargs):
+        def step(step, steps, latents):
+            each_step(step)
+            on_step(step, steps, latents)
+
+        return real_generate(*args, on_step=step, **kwargs)
+
+    return generate
+
+
+def test_the_studio_starts_on_the_articles_scheduler_dpm_solver(pipe, tmp_path):
+    t2v.set_scheduler(pipe, "ddim")
+    studio = t2v.Studio(pipe, tmp_path, steps=STEPS, frames=FRAMES, height=SIZE, width=SIZE)
+    assert studio.scheduler.value == "dpm"
+    studio.generate_button.click()
+    assert t2v.scheduler_name(pipe) == "dpm" and studio.history[0].values["scheduler"] == "dpm"
+
+
+def test_a_click_while_a_video_is_being_made_is_ignored(studio, monkeypatch):
+    clicks = []
+
+    def click_again(step):
+        clicks.append(studio.make_video())  # re-entrant, as a click handled during a step would be
+        studio.generate_button.click()
+
+    monkeypatch.setattr(studio_module, "generate", slowed(studio_module.generate, click_again))
+    studio.generate_button.click()
+    assert clicks == [None] * STEPS
+    assert len(studio.history) == 1 and len(list(studio.out_dir.glob("*.mp4"))) == 1
+    assert not studio.generate_button.disabled and "Made video #1" in studio.message.value
+
+
+def test_a_double_click_makes_one_video_and_a_later_click_another(studio, monkeypatch):
+    # The kernel reads the second click of a double click only after the first one's video is
+    # done; what gives it away is the time the browser sent it, which the message header carries.
+    sent = iter([1000.0, 1000.15])
+    monkeypatch.setattr(studio_module, "_click_sent_at", lambda: next(sent))
+    before = time.perf_counter()
+    studio.generate_button.click()
+    took = time.perf_counter() - before
+    studio.generate_button.click()
+    assert len(studio.history) == 1 and len(list(studio.out_dir.glob("*.mp4"))) == 1
+    assert not studio.generate_button.disabled
+
+    # A click sent once the first video was done (and the button enabled again) makes a video.
+    monkeypatch.setattr(studio_module, "_click_sent_at", lambda: 1000.0 + took + 0.01)
+    studio.generate_button.click()
+    assert len(studio.history) == 2
+    # Clicks from code (a cell calling click()) carry no browser time and always run.
+    monkeypatch.setattr(studio_module, "_click_sent_at", lambda: None)
+    studio.generate_button.click()
+    studio.generate_button.click()
+    assert len(studio.history) == 4
+
+
+@pytest.mark.parametrize("where", ["denoising", "saving"])
+def test_an_interrupt_says_where_it_stopped_saves_nothing_and_the_studio_still_works(studio, monkeypatch, where):
+    real_generate, real_save = studio_module.generate, studio_module.save_video
+
+    def interrupt(step):
+        if step == 1:
+            raise KeyboardInterrupt
+
+    def interrupted_save(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "denoising":  # during step 1: the bar has not moved yet
+        monkeypatch.setattr(studio_module, "generate", slowed(real_generate, interrupt))
+        stopped_at, bar = 1, 0
+    else:  # every step done, the file being written
+        monkeypatch.setattr(studio_module, "save_video", interrupted_save)
+        stopped_at, bar = STEPS, STEPS
+    with pytest.raises(KeyboardInterrupt):  # it goes on to the kernel, which stops the run there
+        studio.generate_button.click()
+
+    assert f"Stopped at step {stopped_at} of {STEPS}; nothing was saved." in studio.message.value
+    assert "Generating" not in studio.message.value
+    assert studio.progress.bar_style == "warning" and studio.progress.value == bar
+    assert not studio.generate_button.disabled
+    assert output_files(studio) == [] and studio.history == []
+
+    monkeypatch.setattr(studio_module, "generate", real_generate)
+    monkeypatch.setattr(studio_module, "save_video", real_save)
+    studio.generate_button.click()
+    assert len(studio.history) == 1 and "Made video #1" in studio.message.value
+
+
+def test_an_interrupt_can_stop_a_click_the_kernel_runs_with_sigint_ignored(studio, monkeypatch):
+    seen = []
+    monkeypatch.setattr(studio_module, "generate", slowed(studio_module.generate, lambda step: seen.append(signal.getsignal(signal.SIGINT))))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        studio.generate_button.click()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back as it was
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen and all(handler is signal.default_int_handler for handler in seen)
+
+
+def test_a_prompt_too_long_for_the_text_encoder_is_shown_with_the_part_that_is_cut(studio, pipe):
+    studio.prompt.value = "a red fox running through deep snow at dawn, " * 12
+    studio.generate_button.click()
+    ids = pipe.tokenizer(studio.prompt.value).input_ids
+    limit = pipe.tokenizer.model_max_length
+    cut = pipe.tokenizer.decode(ids[limit - 1 : -1]).strip()
+    message = studio.message.value
+    assert len(studio.history) == 1 and "Made video #1" in message
+    assert f"{len(ids)} tokens" in message and html.escape(repr(cut)) in message
+
+    studio.prompt.value = "a short prompt"
+    studio.generate_button.click()
+    assert "tokens" not in studio.message.value
+
+
+def test_resetting_a_control_clears_the_error_it_caused(studio):
+    studio.height.value = SIZE + 4
+    studio.generate_button.click()
+    assert "height=" in studio.message.value and studio.progress.bar_style == "danger"
+    studio.height.value = SIZE  # as notebook 05 does after showing the error
+    assert studio.message.value == "" and studio.progress.bar_style == ""
+    studio.load({"seed": 3})  # a message that is not an error stays
+    studio.generate_button.click()
+    studio.seed.value = 4
+    assert "Made video #1" in studio.message.value
