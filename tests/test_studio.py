@@ -314,3 +314,78 @@ def test_resetting_a_control_clears_the_error_it_caused(studio):
     studio.generate_button.click()
     studio.seed.value = 4
     assert "Made video #1" in studio.message.value
+
+
+KERNEL_SETUP = """
+import time
+import t2v_helpers as t2v
+from t2v_helpers import studio as studio_module
+
+pipe = t2v.load_pipeline({model!r}, verbose=False)
+studio = t2v.Studio(pipe, {out!r}, steps={steps}, frames={frames}, height={size}, width={size})
+print(studio.generate_button.model_id)
+"""
+
+# Each step waits 0.5 s, so that the interrupt lands in the middle of the video, and leaves a
+# file behind to say the video has started.
+KERNEL_SLOW_STEPS = """
+real_generate = studio_module.generate
+
+def slow_generate(*args, on_step, **kwargs):
+    def step(*a):
+        open({marker!r}, "w").close()
+        time.sleep(0.5)
+        on_step(*a)
+    return real_generate(*args, on_step=step, **kwargs)
+
+studio_module.generate = slow_generate
+studio.load({{"steps": 60}})
+"""
+
+
+def run_in(client, code, timeout=300):
+    """Run `code` in the kernel; its stdout, or AssertionError with the kernel's error."""
+    out = []
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=lambda msg: out.append(msg))
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+
+
+def click(client, model_id):
+    """What the browser sends when Generate is clicked: a comm message to the button's model."""
+    data = {"method": "custom", "content": {"event": "click"}}
+    client.shell_channel.send(client.session.msg("comm_msg", {"comm_id": model_id, "data": data}))
+
+
+def test_in_a_kernel_a_double_click_makes_one_video_and_an_interrupt_stops_the_next(tmp_path):
+    """The path a browser takes: comm messages into an ipykernel, and SIGINT from Kernel › Interrupt."""
+    from jupyter_client.manager import start_new_kernel
+
+    out = tmp_path / "outputs"
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        setup = KERNEL_SETUP.format(model=os.environ["T2V_MODEL"], out=str(out), steps=STEPS, frames=FRAMES, size=SIZE)
+        button = run_in(client, setup).split()[-1]
+        click(client, button)
+        click(client, button)  # the second click of a double click, sent before the first one's video exists
+        assert run_in(client, "print(len(studio.history))").strip() == "1"  # queued after both clicks
+        assert len(list(out.glob("*.mp4"))) == 1
+
+        # A double click on a slow video, then Kernel › Interrupt: the video stops, and the queued
+        # second click must not start another one that the interrupt seems not to have stopped.
+        marker = tmp_path / "started"
+        run_in(client, KERNEL_SLOW_STEPS.format(marker=str(marker)))
+        click(client, button)
+        click(client, button)
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        manager.interrupt_kernel()
+        report = run_in(client, "print(len(studio.history), studio.generate_button.disabled, studio.progress.bar_style)\n"
+                                "print(studio.message.value)")
+        assert "Stopped at step" in report and "of 60; nothing was saved." in report, report
+        assert report.splitlines()[0] == "1 False warning", report
+        assert len(list(out.glob("*.mp4"))) == 1 and len(list(out.glob("*.json"))) == 1
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
