@@ -3,7 +3,8 @@
 JupyterLab runs on 127.0.0.1 on a free port, with a token, in a temporary folder that
 holds a copy of the notebook; Playwright's Python package drives the system's Chromium
 (no browser download). The test runs the notebook's cells, types a prompt, clicks
-Generate and waits for a playable <video>. It saves screenshots to tests/artifacts/.
+Generate and waits for a playable <video>, then double-clicks Generate and checks that
+it made one video. It saves screenshots to tests/artifacts/.
 
 Needs Debian's chromium (`apt-get install -y chromium`); set T2V_SKIP_BROWSER=1 to skip.
 """
@@ -37,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PROMPT = "a red fox in the snow, typed in a browser"
+DOUBLE_CLICK_PROMPT = "a double click"
 TIMEOUT_MS = 180_000  # one video with the tiny model takes seconds; a busy CI machine, much longer
 
 
@@ -208,6 +210,12 @@ ms => Promise.race([
 ])
 """
 
+KERNEL_IDLE = (
+    "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+    " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+    " return k && k.status === 'idle'; }"
+)
+
 VIDEO_READY = """
 old => {
   const video = document.querySelector('.t2v-studio video.t2v-video');
@@ -228,11 +236,7 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
         page.set_default_timeout(TIMEOUT_MS)
         try:
             page.goto(f"{jupyterlab['url']}/lab/tree/{NOTEBOOK.name}?token={jupyterlab['token']}")
-            page.wait_for_function(
-                "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-                " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-                " return k && k.status === 'idle'; }"
-            )
+            page.wait_for_function(KERNEL_IDLE)
             all_ran = page.evaluate(RUN_ALL, TIMEOUT_MS)
             assert all_ran is True, f"running the notebook's cells in JupyterLab gave {all_ran!r}, not True"
 
@@ -258,6 +262,18 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
                 "v => ({readyState: v.readyState, videoWidth: v.videoWidth, videoHeight: v.videoHeight, error: v.error})",
             )
             seen = page.evaluate("() => window.t2vSeen")
+
+            # A double click makes one video: the second click reaches the kernel after the first
+            # one's video is done, and must not make another.
+            prompt.fill(DOUBLE_CLICK_PROMPT)
+            page.locator(".t2v-studio button.t2v-generate-button").dblclick()
+            expect(cards).to_have_count(3)
+            for _ in range(2):  # idle, and still idle after a pause: the second click has been handled
+                page.wait_for_function(KERNEL_IDLE)
+                page.wait_for_timeout(2000)
+            page.wait_for_function(KERNEL_IDLE)
+            expect(cards).to_have_count(3)
+            expect(page.locator(".t2v-studio .t2v-message")).to_contain_text("Made video #3")
             studio.screenshot(path=ARTIFACTS / "studio-jupyterlab.png")
             page.screenshot(path=ARTIFACTS / "jupyterlab-page.png")
             print(f"\nScreenshots in {ARTIFACTS}: studio-jupyterlab.png, jupyterlab-page.png; video {state}")
@@ -275,3 +291,5 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
     assert not missed, f"the progress bar never showed steps {missed} of {steps}; its widths were {widths}"
     made = sorted(p.name for p in (jupyterlab["root"] / "outputs").glob("a-red-fox-in-the-snow-typed-in-a-browser*"))
     assert any(name.endswith(".mp4") for name in made) and any(name.endswith(".json") for name in made), made
+    doubled = sorted(p.name for p in (jupyterlab["root"] / "outputs").glob("a-double-click*"))
+    assert len(doubled) == 2 and doubled[0].endswith(".json") and doubled[1].endswith(".mp4"), doubled
