@@ -40,16 +40,15 @@ def _click_sent_at():
     try:
         from IPython import get_ipython
 
-        parent = get_ipython().kernel.get_parent("shell")
-        header = parent["header"]
-    except Exception:  # no kernel, or one without this API: treat the click as made by code
+        header = get_ipython().kernel.get_parent("shell")["header"]
+        if header["msg_type"] != "comm_msg":
+            return None
+        date = header["date"]
+        if isinstance(date, str):
+            date = datetime.fromisoformat(date.replace("Z", "+00:00"))
+        return date.timestamp()
+    except Exception:  # no kernel, one without this API, or no usable date: treat it as a click from code
         return None
-    if header.get("msg_type") != "comm_msg":
-        return None
-    date = header.get("date")
-    if isinstance(date, str):
-        date = datetime.fromisoformat(date.replace("Z", "+00:00"))
-    return date.timestamp() if isinstance(date, datetime) else None
 
 
 def _notes(caught):

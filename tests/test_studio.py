@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import time
+from datetime import datetime, timezone
 
 import pytest
 import torch
@@ -389,3 +390,21 @@ def test_in_a_kernel_a_double_click_makes_one_video_and_an_interrupt_stops_the_n
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.parametrize(
+    "header, sent_at",
+    [
+        ({"msg_type": "comm_msg", "date": "2026-11-25T20:00:00.250Z"}, 1795636800.25),
+        ({"msg_type": "comm_msg", "date": datetime(2026, 11, 25, 20, 0, 0, 250000, tzinfo=timezone.utc)}, 1795636800.25),
+        ({"msg_type": "execute_request", "date": "2026-11-25T20:00:00Z"}, None),  # a cell calling click()
+        ({"msg_type": "comm_msg", "date": "yesterday"}, None),
+        ({"msg_type": "comm_msg"}, None),
+    ],
+)
+def test_the_time_a_click_was_sent_comes_from_the_browsers_message_only(monkeypatch, header, sent_at):
+    import IPython
+
+    kernel = type("Kernel", (), {"get_parent": lambda self, channel: {"header": header}})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"kernel": kernel})())
+    assert studio_module._click_sent_at() == sent_at
