@@ -132,9 +132,10 @@ def build_tiny_model(path=None, *, rebuild=False):
     exactly as it loads the real model. Its tokenizer is the real CLIP tokenizer.
 
     Any number of processes may call it at once (torchrun ranks, two notebooks): one builds,
-    the others wait for it and reuse its model. A model only ever appears at `path` whole,
-    by renaming a finished folder into place, and a rebuild swaps the new folder in rather
-    than deleting the one a reader may be loading.
+    holding a lock file `.tiny-NAME.lock` beside the folder, and the others wait for it and
+    reuse its model. A model only ever appears at `path` whole, by renaming a finished
+    `.tiny-NAME.xxxxxxxx` folder into place (one left by a killed build is removed next time),
+    and a rebuild swaps the new folder in rather than deleting the one a reader may be loading.
     """
     path = Path(path) if path else cache_dir() / f"tiny-text-to-video-v{TINY_VERSION}"
     path.parent.mkdir(parents=True, exist_ok=True)
