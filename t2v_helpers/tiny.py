@@ -4,17 +4,22 @@ Taught in notebook 02. It lets every notebook and test run offline on a CPU in s
 its videos are coloured noise, because its weights are random.
 """
 
+import gzip
 import json
 import os
+import re
 import shutil
 import tempfile
+from contextlib import contextmanager
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 TINY_MODEL_ID = "tiny"
 # Bump when the recipe below changes, so cached copies are rebuilt.
-TINY_VERSION = 2
+TINY_VERSION = 3
 
 # The real model's scheduler/scheduler_config.json (ali-vilab/text-to-video-ms-1.7b).
 REAL_SCHEDULER_CONFIG = {
@@ -45,18 +50,38 @@ def _byte_level_alphabet():
     return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
 
 
+# OpenAI CLIP's merge list, shipped with its licence in t2v_helpers/data/ (CLIP_BPE_LICENSE).
+CLIP_BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
+
+
+@lru_cache(maxsize=1)
+def _clip_vocabulary():
+    # CLIP's own recipe: the byte alphabet, the same with "</w>" (end of word), one token per
+    # merge of the first 49,152 - 256 - 2 lines, then the two special tokens: 49,408 in all,
+    # the ids of the real tokenizer's vocab.json.
+    with (resources.files(__package__) / "data" / CLIP_BPE_FILE).open("rb") as packed:
+        lines = gzip.decompress(packed.read()).decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]  # line 0 is a header
+    alphabet = _byte_level_alphabet()
+    tokens = alphabet + [s + "</w>" for s in alphabet] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {token: i for i, token in enumerate(tokens)}, merges
+
+
 def _tokenizer():
     from transformers import CLIPTokenizer
 
-    symbols = _byte_level_alphabet()
-    tokens = ["<|startoftext|>", "<|endoftext|>"] + symbols + [s + "</w>" for s in symbols]
-    vocab = {token: i for i, token in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    vocab, merges = _clip_vocabulary()
+    # Pads with "!" (id 0), as the Stable Diffusion 2 tokenizer does (huggingface/transformers#24925),
+    # whose OpenCLIP ViT-H text encoder and text_encoder config this model shares.
+    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), pad_token="!", model_max_length=77)
 
 
-def _components(vocab_size):
+def _components():
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .architecture import TEXT_ENCODER_CONFIG  # here, not at the top: architecture imports this module
 
     torch.manual_seed(0)
     unet = UNet3DConditionModel(
@@ -85,16 +110,13 @@ def _components(vocab_size):
     )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=vocab_size,
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=4,
-            max_position_embeddings=77,
             projection_dim=32,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
+            # The real vocabulary, prompt length and special-token ids; only the width is small.
+            **{k: TEXT_ENCODER_CONFIG[k] for k in ("vocab_size", "max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")},
         )
     )
     scheduler = DDIMScheduler.from_config(REAL_SCHEDULER_CONFIG)
@@ -107,28 +129,120 @@ def build_tiny_model(path=None, *, rebuild=False):
     The folder holds `model_index.json` naming `TextToVideoSDPipeline` and the folders
     `unet/ vae/ text_encoder/ tokenizer/ scheduler/` with float32 and `fp16`-variant
     safetensors, so `DiffusionPipeline.from_pretrained(path, variant="fp16")` loads it
-    exactly as it loads the real model.
+    exactly as it loads the real model. Its tokenizer is the real CLIP tokenizer.
+
+    Any number of processes may call it at once (torchrun ranks, two notebooks): one builds,
+    holding a lock file `.tiny-NAME.lock` beside the folder, and the others wait for it and
+    reuse its model. A model only ever appears at `path` whole, by renaming a finished
+    `.tiny-NAME.xxxxxxxx` folder into place (one left by a killed build is removed next time),
+    and a rebuild swaps the new folder in rather than deleting the one a reader may be loading.
     """
+    path = Path(path) if path else cache_dir() / f"tiny-text-to-video-v{TINY_VERSION}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(path):
+        _remove_killed_builds(path)
+        built = _version_built_here(path)
+        if built is None and path.exists():  # not ours: a user's folder is never touched
+            raise FileExistsError(f"{path} exists and is not a tiny model built here; choose another path.")
+        if built == TINY_VERSION and (path / "model_index.json").exists() and not rebuild:
+            return path
+        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(path), dir=path.parent))
+        try:
+            _save_model(staging)
+            if path.exists():
+                _swap(staging, path)  # `staging` now holds the old model
+            else:
+                staging.rename(path)
+        finally:
+            # Readers that opened the old files keep them (POSIX keeps deleted files open);
+            # new readers find the new model at `path`.
+            shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _save_model(folder):
     from diffusers import TextToVideoSDPipeline
 
-    path = Path(path) if path else cache_dir() / f"tiny-text-to-video-v{TINY_VERSION}"
-    if (path / "model_index.json").exists() and not rebuild:
-        return path
-    tokenizer = _tokenizer()
-    pipe = TextToVideoSDPipeline(tokenizer=tokenizer, **_components(len(tokenizer)))
-    # Build beside the target, then rename: a half-written model never sits at `path`.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
+    pipe = TextToVideoSDPipeline(tokenizer=_tokenizer(), **_components())
+    pipe.save_pretrained(folder, safe_serialization=True)
+    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True, variant="fp16")
+    note = {"what": "random weights for offline tests; its videos are noise", "version": TINY_VERSION}
+    (folder / "TINY_MODEL.json").write_text(json.dumps(note, indent=2))
+
+
+def _version_built_here(path):
     try:
-        pipe.save_pretrained(staging, safe_serialization=True)
-        pipe.to(torch.float16).save_pretrained(staging, safe_serialization=True, variant="fp16")
-        note = {"what": "random weights for offline tests; its videos are noise", "version": TINY_VERSION}
-        (staging / "TINY_MODEL.json").write_text(json.dumps(note, indent=2))
-        if path.exists():
-            if not (path / "TINY_MODEL.json").exists():  # not ours: a user's folder is never deleted
-                raise FileExistsError(f"{path} exists and is not a tiny model built here; choose another path.")
-            shutil.rmtree(path)
-        staging.rename(path)
+        return json.loads((path / "TINY_MODEL.json").read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _staging_prefix(path):
+    return f".tiny-{path.name}."
+
+
+def _remove_killed_builds(path):
+    # Called under the lock, so a staging folder of this target's naming is from a build
+    # that was killed; tempfile.mkdtemp adds 8 characters of [a-z0-9_].
+    pattern = re.compile(re.escape(_staging_prefix(path)) + r"[a-z0-9_]{8}")
+    for entry in path.parent.iterdir():
+        if pattern.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _swap(new, old):
+    # Linux swaps two folders in one step (renameat2 RENAME_EXCHANGE), so `old` never goes
+    # missing for a reader; elsewhere two renames leave it missing for a moment.
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        exchange = libc.renameat2
+    except (OSError, AttributeError):
+        exchange = None
+    if exchange is not None:
+        at_cwd, rename_exchange = -100, 2
+        if exchange(at_cwd, os.fsencode(new), at_cwd, os.fsencode(old), rename_exchange) == 0:
+            return
+    aside = Path(tempfile.mkdtemp(prefix=_staging_prefix(old), dir=old.parent))
+    aside.rmdir()
+    old.rename(aside)
+    new.rename(old)
+    aside.rename(new)
+
+
+@contextmanager
+def _lock(path):
+    """Hold an exclusive lock on building `path`, shared by every process on this machine."""
+    lock = path.with_name(_staging_prefix(path) + "lock")
+    while True:
+        handle = open(lock, "a")
+        _acquire(handle)
+        try:
+            # The holder before us deletes the lock file as it leaves: if it did, lock the new one.
+            if os.name == "nt" or os.path.samestat(os.fstat(handle.fileno()), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+        if os.name != "nt":  # so nothing is left beside the model; Windows cannot delete an open file
+            lock.unlink(missing_ok=True)
+        handle.close()  # closing releases the lock
+
+
+def _acquire(handle):
+    if os.name == "nt":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s: try again
+                return
+            except OSError:
+                continue
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -15,9 +15,9 @@ PROMPTS = "# a batch\na cat on a skateboard\na dog surfing\n\nthe moon at night\
 LINES = {2: "a cat on a skateboard", 3: "a dog surfing", 5: "the moon at night", 6: "a cat on a skateboard", 7: "fireworks over a lake"}
 
 
-def run_batch(launcher, prompts, out, *extra):
+def run_batch(launcher, prompts, out, *extra, cache=None):
     # One thread each: two processes share this machine's cores.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"T2V_CACHE": str(cache)} if cache else {})}
     command = [*launcher, "-m", "t2v_helpers.batch", "--prompts", str(prompts), *SMALL, "--out", str(out), *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
@@ -36,7 +36,8 @@ def test_two_processes_split_the_prompts_and_each_prompt_makes_one_video(tmp_pat
     prompts.write_text(PROMPTS)
     out = tmp_path / "out"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    run = run_batch(torchrun, prompts, out)
+    # An empty cache: both processes ask for the tiny model at once, and one builds it for both.
+    run = run_batch(torchrun, prompts, out, cache=tmp_path / "empty-cache")
     assert run.returncode == 0, run.stdout + run.stderr
 
     # Accelerate gave each process its share: 3 lines and 2 lines, none twice.

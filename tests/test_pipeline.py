@@ -42,5 +42,5 @@ def test_load_pipeline_reports_its_choice(capsys):
 def test_parameter_counts_match_the_modules(tiny_pipe):
     counts = t2v.parameter_counts(tiny_pipe)
     assert set(counts) == {"unet", "vae", "text_encoder"}
-    assert counts["unet"] == sum(p.numel() for p in tiny_pipe.unet.parameters())
-    assert counts["unet"] > counts["text_encoder"] > 0
+    for name in counts:  # the tiny text encoder has the real 49,408-token vocabulary, so no part is always largest
+        assert counts[name] == sum(p.numel() for p in getattr(tiny_pipe, name).parameters()) > 0

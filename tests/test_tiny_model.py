@@ -1,4 +1,13 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import warnings
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,7 +48,58 @@ def test_build_is_deterministic_and_small(tmp_path):
         a, b = load_file(first / name), load_file(second / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     size = sum(f.stat().st_size for f in first.rglob("*") if f.is_file())
-    assert size < 10 * 2**20
+    # Most of it is the real 49,408-token vocabulary: tokenizer.json and the 49,408 x 32 embedding table.
+    assert size < 20 * 2**20
+
+
+# Token ids of OpenAI's CLIP tokenizer, as published in CLIP's own examples and tokenizer fixtures.
+REAL_IDS = {
+    "a photo of a cat": [49406, 320, 1125, 539, 320, 2368, 49407],
+    "a photo of a dog": [49406, 320, 1125, 539, 320, 1929, 49407],
+    "dog on a beach": [49406, 1929, 525, 320, 2117, 49407],
+    "sunset over mountains": [49406, 3424, 962, 5873, 49407],
+    "person working at a computer": [49406, 2533, 1699, 536, 320, 11639, 652, 49407],
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return DiffusionPipeline.from_pretrained(t2v.model_path("tiny")).tokenizer
+
+
+def test_the_tokenizer_is_the_real_clip_tokenizer(tokenizer):
+    assert len(tokenizer) == 49408
+    assert (tokenizer.bos_token, tokenizer.bos_token_id) == ("<|startoftext|>", 49406)
+    assert (tokenizer.eos_token, tokenizer.eos_token_id) == ("<|endoftext|>", 49407)
+    assert (tokenizer.pad_token, tokenizer.pad_token_id) == ("!", 0)
+    for prompt, ids in REAL_IDS.items():
+        assert tokenizer(prompt).input_ids == ids, prompt
+
+
+def test_the_articles_prompt_is_three_words_long(tokenizer):
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer("Spiderman is surfing").input_ids)
+    assert tokens == ["<|startoftext|>", "spiderman</w>", "is</w>", "surfing</w>", "<|endoftext|>"]
+
+
+def test_the_77_token_limit_falls_where_it_does_for_the_real_model(tokenizer):
+    from t2v_helpers.errors import PromptTooLongWarning
+    from t2v_helpers.validate import check_prompt
+
+    fits = " ".join(["a photo of a cat"] * 15)  # 75 tokens, and the start and end tokens: 77
+    assert len(tokenizer(fits).input_ids) == 77
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_prompt(fits, tokenizer=tokenizer)
+        check_prompt("Spiderman is surfing", tokenizer=tokenizer)
+        check_prompt("A cinematic shot of an astronaut riding a horse on the moon, highly detailed, 4k", tokenizer=tokenizer)
+    with pytest.warns(PromptTooLongWarning, match="is 78 tokens long.*ignored: 'cat'"):
+        check_prompt(fits + " cat", tokenizer=tokenizer)
+
+
+def test_the_text_encoder_reads_every_token_id(tokenizer):
+    config = json.loads((t2v.build_tiny_model() / "text_encoder/config.json").read_text())
+    assert config["vocab_size"] == len(tokenizer) and config["hidden_size"] == 32
+    assert config["max_position_embeddings"] == tokenizer.model_max_length
 
 
 def test_cached_copy_is_reused(tmp_path):
@@ -58,3 +118,117 @@ def test_a_folder_that_is_not_a_tiny_model_is_never_deleted(tmp_path):
         t2v.build_tiny_model(mine, rebuild=True)
     assert (mine / "notes.txt").read_text() == "my notes"
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no half-built copy left beside it
+
+
+# --- several processes at once ----------------------------------------------------------------
+
+# Each child imports everything first, then waits for the go file, so their builds really overlap.
+CHILD = """
+import sys, time
+from pathlib import Path
+import torch
+from diffusers import DiffusionPipeline
+import t2v_helpers as t2v
+
+target, ready, go, rounds, rebuild = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "rebuild"
+ready.touch()
+while not go.exists():
+    time.sleep(0.01)
+for _ in range(rounds):
+    path = t2v.build_tiny_model(target, rebuild=rebuild)
+    pipe = DiffusionPipeline.from_pretrained(path, dtype=torch.float16, variant="fp16")
+    assert len(pipe.tokenizer) == pipe.text_encoder.config.vocab_size
+print("loaded", path)
+"""
+
+
+def run_at_once(tmp_path, target, jobs):
+    """Start one process per (rounds, mode) in `jobs`; release them together; return their results."""
+    go = tmp_path / "go"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    children = []
+    for n, (rounds, mode) in enumerate(jobs):
+        ready = tmp_path / f"ready-{n}"
+        command = [sys.executable, "-c", CHILD, str(target), str(ready), str(go), str(rounds), mode]
+        children.append((ready, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)))
+    deadline = time.monotonic() + 300
+    while not all(ready.exists() or child.poll() is not None for ready, child in children):
+        assert time.monotonic() < deadline, "the children did not start"
+        time.sleep(0.05)
+    go.touch()
+    return [child.communicate(timeout=600) + (child.returncode,) for _, child in children]
+
+
+def test_processes_building_into_an_empty_cache_at_once_all_load_the_model(tmp_path):
+    target = tmp_path / "cache" / "tiny"
+    for out, err, code in run_at_once(tmp_path, target, [(1, "build")] * 3):
+        assert code == 0 and f"loaded {target}" in out, err[-3000:]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tiny"]  # no staging folder or lock left
+
+
+def test_a_rebuild_never_leaves_the_folder_missing_or_half_built(tmp_path):
+    target = t2v.build_tiny_model(tmp_path / "tiny")
+    reading = (target / "unet/config.json").open()  # a reader part-way through loading the old model
+    parts = ["model_index.json", "unet/diffusion_pytorch_model.fp16.safetensors", "tokenizer/tokenizer.json"]
+    gaps, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            gaps.extend(part for part in parts if not (target / part).exists())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):
+            assert t2v.build_tiny_model(target, rebuild=True) == target
+    finally:
+        done.set()
+        watcher.join()
+    assert gaps == []
+    assert json.loads(reading.read())["_class_name"] == "UNet3DConditionModel"
+    reading.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_a_killed_builds_staging_folder_is_removed_and_nothing_else(tmp_path):
+    killed = tmp_path / ".tiny-m.k1ll3d_x"  # what a build of tmp_path/m killed part-way leaves
+    (killed / "unet").mkdir(parents=True)
+    kept = [tmp_path / ".tiny-m.notes", tmp_path / ".tiny-mine.abcd1234", tmp_path / "tiny-m.abcd1234"]
+    for folder in kept:
+        folder.mkdir()
+    t2v.build_tiny_model(tmp_path / "m")
+    assert not killed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m"] + [p.name for p in kept])
+
+
+def test_without_an_atomic_swap_a_rebuild_still_ends_whole(tmp_path, monkeypatch):
+    import ctypes
+
+    def no_libc(*args, **kwargs):
+        raise OSError("no renameat2 here")  # as on macOS or Windows
+
+    target = t2v.build_tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    assert t2v.build_tiny_model(target, rebuild=True) == target
+    assert DiffusionPipeline.from_pretrained(target).text_encoder.config.vocab_size == 49408
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_an_installed_wheel_carries_the_vocabulary_and_its_licence(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(root / "t2v_helpers", source / "t2v_helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path / "wheel")], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    with zipfile.ZipFile(wheel) as files:
+        names = files.namelist()
+    assert {"t2v_helpers/data/bpe_simple_vocab_16e6.txt.gz", "t2v_helpers/data/CLIP_BPE_LICENSE"} <= set(names)
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
+    code = "import t2v_helpers.tiny as tiny; print(tiny.__file__); print(len(tiny._tokenizer()))"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[:2] == [str(tmp_path / "site" / "t2v_helpers" / "tiny.py"), "49408"]

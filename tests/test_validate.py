@@ -160,14 +160,14 @@ def test_a_non_text_negative_prompt_is_refused_and_an_empty_one_means_none(pipe)
 
 
 def test_a_prompt_over_77_tokens_warns_and_quotes_the_part_that_is_cut(pipe):
-    words = " ".join(f"word{i}" for i in range(40))  # the tiny tokenizer spells words letter by letter
+    words = " ".join(f"word{i}" for i in range(40))  # CLIP splits digits off: "word39" is 3 tokens, 110 in all
     with pytest.warns(PromptTooLongWarning) as caught:
         t2v.check_settings(pipe, **{**GOOD, "prompt": words})
     message = str(caught[0].message)
     ids = pipe.tokenizer(words, verbose=False).input_ids
     assert f"is {len(ids)} tokens long" in message and "reads only 77" in message
     cut = re.search(r"ignored: '(.*)'\.", message).group(1)
-    # The tiny tokenizer decodes digits with spaces between them, so compare without spaces.
+    # CLIP decodes split-off digits with spaces between them, so compare without spaces.
     squeezed, cut = words.replace(" ", ""), cut.replace(" ", "")
     assert squeezed.endswith(cut) and cut.endswith("word39") and len(cut) < len(squeezed)
     # What the pipeline keeps plus what the warning says is cut is the whole prompt.
