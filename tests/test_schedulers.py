@@ -37,3 +37,12 @@ def test_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError) as error:
         t2v.check_scheduler_name("eulr")
     assert "'euler'" in str(error.value) and "eulr" in str(error.value)
+
+
+def test_an_ancestral_scheduler_repeats_itself_with_the_same_seed(tiny_pipe):
+    """euler-a adds fresh noise at every step, but draws it from the seeded generator the pipeline passes to step()."""
+    t2v.set_scheduler(tiny_pipe, "euler-a")
+    make = lambda seed: t2v.generate(tiny_pipe, "a cat", steps=4, frames=3, height=32, width=32, seed=seed).frames
+    first, again, other = make(11), make(11), make(12)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
