@@ -2,11 +2,13 @@
 
 import gc
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .errors import GPUMemoryError
 from .schedulers import scheduler_name
@@ -52,23 +54,40 @@ def _on_cpu(pipe):
     return (runtime.device if runtime else pipe.device.type) == "cpu"
 
 
+def _progress_bar(pipe, steps):
+    """generate's one bar, shown unless `pipe.set_progress_bar_config(disable=True)` turned the pipeline's bar off.
+
+    A plain-text bar, not tqdm.auto's notebook widget: a saved notebook keeps the text of its
+    last update (100%), where a widget whose state is not saved shows its first one (0%).
+    On stdout, the stream of the CPU notice, so the two stay in one output, in order.
+    """
+    hidden = getattr(pipe, "_progress_bar_config", {}).get("disable", False)
+    return tqdm(total=steps, unit="step", file=sys.stdout, disable=hidden)
+
+
 def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step):
     """Run the pipeline: (output, None), or (None, torch's message) when the GPU ran out of memory."""
     notice = _on_cpu(pipe) and not getattr(pipe, "t2v_cpu_notice_shown", False)
     step_ends = []
+    bar = _progress_bar(pipe, steps)
 
     def callback(step, timestep, latents):
         # Count the calls: diffusers' own step numbers start at 1 for some schedulers (PNDM).
         step_ends.append(time.perf_counter())
+        bar.update(1)
         # Time the second step: the first also pays one-off start-up costs.
         if notice and len(step_ends) == 2:
             took = step_ends[1] - step_ends[0]
             total = _seconds(took * steps)
-            print(f"No GPU, so this runs on the CPU: about {_seconds(took)} per step, {total} for {steps} steps.")
+            # tqdm.write prints above the bar instead of through it.
+            bar.write(f"No GPU, so this runs on the CPU: about {_seconds(took)} per step, {total} for {steps} steps.", file=sys.stdout)
             pipe.t2v_cpu_notice_shown = True
         if on_step:
             on_step(len(step_ends), steps, latents)
 
+    # diffusers' own bar would be a second one: switch it off for this call only.
+    own_config = getattr(pipe, "_progress_bar_config", {})
+    pipe.set_progress_bar_config(**{**own_config, "disable": True})
     try:
         output = pipe(
             prompt,
@@ -81,12 +100,15 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
             # A CPU generator gives the same starting noise on every device.
             generator=torch.Generator("cpu").manual_seed(seed),
             output_type="np",
-            callback=callback if on_step or notice else None,
+            callback=callback,
         )
         return output, None
     except torch.OutOfMemoryError as error:
         # Keep only the text: the error's traceback holds the failed call's GPU tensors.
         message = (str(error).strip() or "out of memory").splitlines()[0][:200]
+    finally:
+        bar.close()
+        pipe.set_progress_bar_config(**own_config)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

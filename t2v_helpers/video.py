@@ -16,7 +16,7 @@ from .environment import library_versions
 from .errors import VideoExportError
 from .validate import check_fps, check_output_dir
 
-MODEL_FPS = 8  # ModelScope's model was trained on 8 frames per second
+MODEL_FPS = 8  # the rate ModelScope's own pipeline writes the model's videos at (16 frames = 2 s)
 
 
 def to_uint8(frames):

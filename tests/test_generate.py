@@ -63,3 +63,33 @@ def test_bad_settings_are_refused_before_any_work(tiny_pipe, settings, words):
     with pytest.raises(ValueError, match=words):
         t2v.generate(tiny_pipe, steps=settings.pop("steps", 2), on_step=lambda *a: calls.append(a), **settings)
     assert calls == []
+
+
+def notebook_view(printed):
+    """The lines a notebook shows of printed text: a carriage return sends the line back to its start."""
+    return [line.rsplit("\r", 1)[-1].strip() for line in printed.split("\n") if line.rsplit("\r", 1)[-1].strip()]
+
+
+def test_one_bar_of_our_own_and_none_from_diffusers(tiny_pipe, capsys, monkeypatch):
+    monkeypatch.setattr(tiny_pipe, "t2v_cpu_notice_shown", False)  # as on a freshly loaded pipeline
+    tiny_pipe.set_progress_bar_config(desc="kept")
+    t2v.generate(tiny_pipe, "a dog", steps=3, frames=2, **SMALL)
+    printed = capsys.readouterr()
+    assert printed.err == "", "diffusers' own bar (stderr) is switched off"
+    lines = notebook_view(printed.out)
+    bars = [line for line in lines if "step" in line and "|" in line]
+    assert len(bars) == 1 and "100%" in bars[0] and "3/3" in bars[0], lines  # no bar left behind at 0% or midway
+    if t2v.gpu_info() is None:
+        assert len(lines) == 2 and lines[0].startswith("No GPU, so this runs on the CPU"), lines  # the notice, once, above the bar
+    assert tiny_pipe._progress_bar_config == {"desc": "kept"}, "the pipeline's own bar settings are given back"
+
+
+def test_no_bar_when_the_pipelines_bar_is_disabled(tiny_pipe, capsys, monkeypatch):
+    monkeypatch.setattr(tiny_pipe, "t2v_cpu_notice_shown", True)
+    tiny_pipe.set_progress_bar_config(disable=True)
+    try:
+        t2v.generate(tiny_pipe, "a dog", steps=2, frames=2, **SMALL)
+    finally:
+        tiny_pipe.set_progress_bar_config()
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err == ""

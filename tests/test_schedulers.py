@@ -37,3 +37,35 @@ def test_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError) as error:
         t2v.check_scheduler_name("eulr")
     assert "'euler'" in str(error.value) and "eulr" in str(error.value)
+
+
+def test_an_ancestral_scheduler_repeats_itself_with_the_same_seed(tiny_pipe):
+    """euler-a adds fresh noise at every step, but draws it from the seeded generator the pipeline passes to step()."""
+    t2v.set_scheduler(tiny_pipe, "euler-a")
+    make = lambda seed: t2v.generate(tiny_pipe, "a cat", steps=4, frames=3, height=32, width=32, seed=seed).frames
+    first, again, other = make(11), make(11), make(12)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def ends(scheduler, steps=25):
+    """The first two and last two timesteps a scheduler visits in `steps` steps."""
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps.tolist()
+    return timesteps[:2] + timesteps[-2:]
+
+
+def test_the_timesteps_notebook_03_explains(tiny_pipe):
+    """Which timesteps from_config(ddim.config) gives: the real model's config file names no timestep_spacing, the tiny one's does."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+
+    real_ddim = DDIMScheduler.from_config(REAL_SCHEDULER_CONFIG)
+    tiny_ddim = tiny_pipe.scheduler
+    assert ends(real_ddim) == ends(tiny_ddim) == [961, 921, 41, 1]  # "leading", steps_offset=1
+    assert ends(DPMSolverMultistepScheduler.from_config(real_ddim.config)) == [999, 959, 80, 40]  # its own "linspace"
+    assert ends(DPMSolverMultistepScheduler.from_config(tiny_ddim.config)) == [951, 913, 77, 39]  # DDIM's "leading"
+    for ddim in (real_ddim, tiny_ddim):
+        for cls in (DDIMScheduler, DPMSolverMultistepScheduler):
+            assert ends(cls.from_config(ddim.config, timestep_spacing="trailing")) == [999, 959, 79, 39]
