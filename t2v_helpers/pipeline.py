@@ -70,8 +70,8 @@ def choose_runtime(offload="auto", dtype=None):
         why = "as asked"
     elif cpu_has_bfloat16():
         dtype = torch.bfloat16
-        why = ("this CPU has bfloat16 instructions, and there the full-size model ran faster in half "
-               "the memory of float32 (benchmarks/results/cpu-full.json)")
+        why = ("this CPU has bfloat16 instructions, and on such a CPU the full-size model ran faster, in about "
+               "half the memory, than in float32 (benchmarks/results/cpu-full.json)")
     else:
         dtype = torch.float32
         why = ("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), and bfloat16 was measured "
