@@ -67,7 +67,7 @@ def choose_runtime(offload="auto", dtype=None):
             "offload='auto'",
         )
     if dtype is not None:
-        why = "as asked"
+        why = "the dtype you asked for"
     elif cpu_has_bfloat16():
         dtype = torch.bfloat16
         why = ("this CPU has bfloat16 instructions, and on such a CPU the full-size model ran faster, in about "

@@ -32,7 +32,7 @@ def test_cpu_runtime_is_bfloat16_only_where_the_cpu_has_it(monkeypatch, bf16):
 def test_a_dtype_asked_for_on_the_cpu_is_kept(monkeypatch):
     monkeypatch.setattr(t2v.pipeline, "cpu_has_bfloat16", lambda: True)
     runtime = t2v.choose_runtime(dtype=torch.float32)
-    assert runtime.dtype == torch.float32 and "float32" in runtime.reason and "as asked" in runtime.reason
+    assert runtime.dtype == torch.float32 and "float32" in runtime.reason and "asked for" in runtime.reason
 
 
 @pytest.mark.skipif(not Path("/proc/cpuinfo").is_file() or platform.machine() != "x86_64", reason="reads x86 CPU flags from /proc/cpuinfo")
@@ -122,3 +122,10 @@ def test_only_the_pipeline_deprecation_notice_is_hidden(caplog, monkeypatch):
     with caplog.at_level(logging.WARNING):
         DiffusionPipeline.from_pretrained(t2v.model_path("tiny"))  # outside load_pipeline the notice is back
     assert any("TextToVideoSDPipeline has been deprecated" in record.getMessage() for record in caplog.records)
+
+
+@no_gpu
+@pytest.mark.parametrize("bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
+def test_environment_report_names_the_dtype_the_cpu_will_run(monkeypatch, bf16):
+    monkeypatch.setattr(t2v.pipeline, "cpu_has_bfloat16", lambda: bf16)
+    assert f"on the CPU in {str(t2v.choose_runtime().dtype)[6:]}" in t2v.environment_report()

@@ -40,7 +40,7 @@ FIGURES = [
     Figure(NB02, "frames of {} ×", "benchmarks/results/cpu-full.json", "runs[0].size", "g"),
     Figure(NB02, "the step took {} s in float32", "benchmarks/results/cpu-full.json", "runs[0].step_s"),
     Figure(NB02, "and {} s in bfloat16, and", "benchmarks/results/cpu-full.json", "runs[2].step_s"),
-    Figure(NB02, "after loading was {} GiB in float32", "benchmarks/results/cpu-full.json", "runs[0].rss_after_load", scale=2**-30),
+    Figure(NB02, "after loading was {} GiB (gibibytes", "benchmarks/results/cpu-full.json", "runs[0].rss_after_load", scale=2**-30),
     Figure(NB02, "and {} GiB in bfloat16.", "benchmarks/results/cpu-full.json", "runs[2].rss_after_load", scale=2**-30),
     Figure(NB02, "The tiny model ({} steps", "benchmarks/results/cpu-fp16-vs-fp32.json", "setting.num_inference_steps", "g"),
     Figure(NB02, "steps, {} frames of", "benchmarks/results/cpu-fp16-vs-fp32.json", "setting.num_frames", "g"),
