@@ -43,9 +43,10 @@ def choose_runtime(offload="auto", dtype=None):
     offload (diffusers' offload needs an accelerator to move the models to), and
     bfloat16 where the CPU has bfloat16 instructions, else float32. The choice rests on
     the full-size model in benchmarks/results/cpu-full.json, where bfloat16 took less
-    time and memory than float32 on such a CPU; the tiny model is too small for its
-    timings to say anything about the real one (benchmarks/results/cpu-fp16-vs-fp32.json).
-    float16 is never chosen on a CPU: it was the slowest there (the same file).
+    time and memory than float32 on this project's AMD EPYC, a CPU with bfloat16
+    instructions (recorded in benchmarks/results/cpu-fp16-vs-fp32.json). The tiny model's
+    timings in that second file say little about the real model; float16 is not picked
+    on a CPU because it was the slowest of the three there.
     """
     offload = check_choice("offload", offload, OFFLOAD_MODES, problem="is not an offload mode")
     if torch.cuda.is_available():
