@@ -1,30 +1,76 @@
-"""How much slower fp16 is than float32 on a CPU, with the tiny model at 128 x 128 (the figure quoted in notebook 02).
+"""How float16 and bfloat16 compare with float32 on a CPU, with the tiny model at 128 x 128 (quoted in notebook 02).
 
-    .venv/bin/python benchmarks/cpu_fp16_vs_fp32.py
+    .venv/bin/python benchmarks/cpu_fp16_vs_fp32.py [--runs 7] [--out benchmarks/results]
+
+The three precisions run in turn, one call each per round, after one warm-up call each, so
+a busy moment on a shared machine hits all of them alike. It prints and writes
+`cpu-fp16-vs-fp32.json` (a free name, never over an existing file): the machine, library
+versions, every time, the medians, their spread and the load average before and after.
 """
 
-import os
+import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
 
 import t2v_helpers as t2v
+from t2v_helpers.bench import RESULTS_DIR, _load_average, machine
+from t2v_helpers.video import free_stem
 
-RUNS = 5
+DTYPES = ("float32", "float16", "bfloat16")
+SETTING = dict(num_inference_steps=2, num_frames=8, height=128, width=128)
 
-path = t2v.model_path("tiny")
-pipes = {dtype: DiffusionPipeline.from_pretrained(path, dtype=dtype, variant="fp16") for dtype in (torch.float32, torch.float16)}
-times = {dtype: [] for dtype in pipes}
-for _ in range(RUNS):
-    for dtype, pipe in pipes.items():  # interleaved, so a busy moment hits both alike
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the JSON file")
+    args = parser.parse_args(argv)
+
+    path = t2v.model_path("tiny")
+    pipes = {name: DiffusionPipeline.from_pretrained(path, dtype=getattr(torch, name), variant="fp16") for name in DTYPES}
+    for pipe in pipes.values():
         pipe.set_progress_bar_config(disable=True)
+
+    def call(name):
         start = time.perf_counter()
-        pipe("a cat", num_inference_steps=2, num_frames=8, height=128, width=128, generator=torch.Generator().manual_seed(0))
-        times[dtype].append(time.perf_counter() - start)
-median = {dtype: statistics.median(runs) for dtype, runs in times.items()}
-print(f"tiny model, 2 steps, 8 frames, 128x128, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
-for dtype, seconds in median.items():
-    print(f"{str(dtype):14} {seconds:.3f} s (median of {RUNS})")
-print(f"fp16 / float32: {median[torch.float16] / median[torch.float32]:.1f}x")
+        pipes[name]("a cat", output_type="np", generator=torch.Generator().manual_seed(0), **SETTING)
+        return time.perf_counter() - start
+
+    load_before = _load_average()
+    for name in DTYPES:  # warm-up: the first call pays for one-time set-up
+        call(name)
+    times = {name: [] for name in DTYPES}
+    for _ in range(args.runs):
+        for name in DTYPES:
+            times[name].append(call(name))
+    median = {name: statistics.median(runs) for name, runs in times.items()}
+    results = dict(
+        title="CPU: float16 and bfloat16 against float32, tiny model",
+        date=time.strftime("%Y-%m-%d"),
+        machine=dict(machine(), bfloat16_instructions=t2v.pipeline.cpu_has_bfloat16()),
+        setting=dict(model="tiny", prompt="a cat", output_type="np", **SETTING),
+        method=f"1 warm-up call per dtype, then {args.runs} rounds of one call per dtype in turn; seconds per call",
+        load_before=load_before,
+        load_after=_load_average(),
+        times_s=times,
+        median_s=median,
+        spread_s={name: [min(runs), max(runs)] for name, runs in times.items()},
+        ratio_to_float32={name: median[name] / median["float32"] for name in DTYPES},
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = (args.out / free_stem(args.out, "cpu-fp16-vs-fp32", (".json",))).with_suffix(".json")
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"tiny model, {SETTING}, {results['machine']['torch_threads']} threads, load average {load_before} -> {results['load_after']}")
+    for name in DTYPES:
+        low, high = results["spread_s"][name]
+        print(f"{name:9} median {median[name]:.3f} s (min {low:.3f}, max {high:.3f}), {results['ratio_to_float32'][name]:.2f} x float32")
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,10 +32,13 @@ def environment_report():
     lines = [f"{name:15} {version}" for name, version in library_versions().items()]
     gpu = gpu_info()
     if gpu is None:
+        from .pipeline import cpu_has_bfloat16
+
+        dtype = "bfloat16 (this CPU has bfloat16 instructions)" if cpu_has_bfloat16() else "float32"
         lines += [
             f"{'GPU':15} no GPU",
             "",
-            "No CUDA GPU: the notebooks run in float32 on the CPU and skip CPU offload",
+            f"No CUDA GPU: the notebooks run on the CPU in {dtype} and skip CPU offload",
             "(diffusers raises 'requires accelerator' without one). The real 1.7 B model",
             "would take many minutes per video here, so use MODEL_ID = 'tiny' to follow",
             "along; its videos are noise, but every step runs.",

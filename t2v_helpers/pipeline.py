@@ -1,6 +1,8 @@
 """Load the text-to-video pipeline: model, dtype, device and offload, chosen and explained. Notebook 02."""
 
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +28,25 @@ class Runtime:
     reason: str
 
 
+def cpu_has_bfloat16():
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), so torch runs bfloat16 natively. Notebook 02."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # x86 only; elsewhere: not known, so False
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def choose_runtime(offload="auto", dtype=None):
     """Pick device, dtype and offload mode for this machine. Notebook 02.
 
     On a CUDA GPU: float16, and with `offload="auto"` the fastest offload mode whose
     predicted peak memory (t2v_helpers.memory, for 16 frames of 256x256) fits the GPU's
-    free memory; the reason says what it chose and the prediction. Without a GPU:
-    float32 on the CPU (float16 runs there too, but was 7.6 times slower in benchmarks/cpu_fp16_vs_fp32.py) and no offload,
-    since diffusers' offload needs an accelerator to move the models to.
+    free memory; the reason says what it chose and the prediction. Without a GPU: no
+    offload (diffusers' offload needs an accelerator to move the models to), and
+    bfloat16 where the CPU has bfloat16 instructions, else float32. The choice rests on
+    the full-size model in benchmarks/results/cpu-full.json, where bfloat16 took less
+    time and memory than float32 on this project's AMD EPYC, a CPU with bfloat16
+    instructions (recorded in benchmarks/results/cpu-fp16-vs-fp32.json). The tiny model's
+    timings in that second file say little about the real model; float16 is not picked
+    on a CPU because it was the slowest of the three there.
     """
     offload = check_choice("offload", offload, OFFLOAD_MODES, problem="is not an offload mode")
     if torch.cuda.is_available():
@@ -54,8 +67,17 @@ def choose_runtime(offload="auto", dtype=None):
             "'auto' or 'none' on a machine without a GPU",
             "offload='auto'",
         )
-    reason = "No CUDA GPU: running on the CPU in float32, without offload."
-    return Runtime("cpu", dtype or torch.float32, "none", reason)
+    if dtype is not None:
+        why = "the dtype you asked for"
+    elif cpu_has_bfloat16():
+        dtype = torch.bfloat16
+        why = ("this CPU has bfloat16 instructions, and on such a CPU the full-size model ran faster, in about "
+               "half the memory, than in float32 (benchmarks/results/cpu-full.json)")
+    else:
+        dtype = torch.float32
+        why = ("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), and bfloat16 was measured "
+               "faster only on one that has them (benchmarks/results/cpu-full.json)")
+    return Runtime("cpu", dtype, "none", f"No CUDA GPU: running on the CPU in {str(dtype)[6:]}, without offload: {why}.")
 
 
 def model_path(model_id=MODEL_ID):
@@ -110,6 +132,42 @@ def _not_available_message(model_id, error):
     )
 
 
+class _DropNotice(logging.Filter):
+    def __init__(self, start):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record):
+        return not record.getMessage().startswith(self.start)
+
+
+@contextmanager
+def _quiet_loading():
+    """Hide diffusers' and transformers' loading bars and the TextToVideoSDPipeline deprecation notice.
+
+    Notebook 02 explains the notice in words; other warnings still show. Download bars
+    (huggingface_hub) still show too, since a first download takes minutes.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    bars = [(library, library.is_progress_bar_enabled()) for library in (diffusers_logging, transformers_logging)]
+    notice = _DropNotice("The TextToVideoSDPipeline has been deprecated")
+    logger = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    logger.addFilter(notice)
+    diffusers_logging.disable_progress_bar()
+    # transformers' own switch would also turn huggingface_hub's download bars off; its flag alone does not.
+    transformers_logging._tqdm_active = False
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+        if bars[0][1]:
+            diffusers_logging.enable_progress_bar()
+        transformers_logging._tqdm_active = bars[1][1]
+
+
+@_quiet_loading()
 def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=True, verbose=True, allow_pickle=False):
     """Load the pipeline the way the article does, with the current argument names. Notebook 02.
 
@@ -118,6 +176,9 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     safetensors only; `allow_pickle=True` also loads pickle (`.bin`) weights, which
     can run code: use it only for a model whose source you trust. A model that is
     neither cached nor downloadable raises ModelNotAvailableError with the command to fetch it.
+    With `verbose`, it prints one line: what it chose and why (and, for 'tiny', that its
+    videos are noise). Loading bars and the pipeline's deprecation notice are hidden while
+    it loads; notebook 02 explains the notice.
     """
     from diffusers import DiffusionPipeline
 
@@ -146,9 +207,8 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     pipe.t2v_model_id = model_id
     pipe.t2v_runtime = runtime
     if verbose:
-        print(runtime.reason)
-        if model_id == TINY_MODEL_ID:
-            print("Model: the built-in tiny model with random weights. Its videos are noise.")
+        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if model_id == TINY_MODEL_ID else ""
+        print(runtime.reason + tiny)
     return pipe
 
 

@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+NB02 = "notebooks/02_build_the_pipeline.ipynb"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,23 @@ FIGURES = [
     Figure("README.md", "took {} times as long as a raw", "benchmarks/results/cpu-tiny.json", "overhead.ratio_median", ".3f"),
     # notebooks/01_set_up.ipynb
     # notebooks/02_build_the_pipeline.ipynb
+    Figure(NB02, "an AMD EPYC with {} cores in both files", "benchmarks/results/cpu-full.json", "machine.cores", "g"),
+    Figure(NB02, "an AMD EPYC with {} cores in both files", "benchmarks/results/cpu-fp16-vs-fp32.json", "machine.cores", "g"),
+    Figure(NB02, "one denoising step at {} frames", "benchmarks/results/cpu-full.json", "runs[0].frames", "g"),
+    Figure(NB02, "frames of {} ×", "benchmarks/results/cpu-full.json", "runs[0].size", "g"),
+    Figure(NB02, "the step took {} s in float32", "benchmarks/results/cpu-full.json", "runs[0].step_s"),
+    Figure(NB02, "and {} s in bfloat16, and", "benchmarks/results/cpu-full.json", "runs[2].step_s"),
+    Figure(NB02, "after loading was {} GiB (gibibytes", "benchmarks/results/cpu-full.json", "runs[0].rss_after_load", scale=2**-30),
+    Figure(NB02, "and {} GiB in bfloat16.", "benchmarks/results/cpu-full.json", "runs[2].rss_after_load", scale=2**-30),
+    Figure(NB02, "The tiny model ({} steps", "benchmarks/results/cpu-fp16-vs-fp32.json", "setting.num_inference_steps", "g"),
+    Figure(NB02, "steps, {} frames of", "benchmarks/results/cpu-fp16-vs-fp32.json", "setting.num_frames", "g"),
+    Figure(NB02, "frames of {} × 128", "benchmarks/results/cpu-fp16-vs-fp32.json", "setting.height", "g"),
+    Figure(NB02, "× {}, in `benchmarks", "benchmarks/results/cpu-fp16-vs-fp32.json", "setting.width", "g"),
+    Figure(NB02, "float16 took {} times as long as float32", "benchmarks/results/cpu-fp16-vs-fp32.json", "ratio_to_float32.float16", ".2f"),
+    Figure(NB02, "and bfloat16 {} times.", "benchmarks/results/cpu-fp16-vs-fp32.json", "ratio_to_float32.bfloat16", ".2f"),
+    Figure(NB02, "load average {} before", "benchmarks/results/cpu-fp16-vs-fp32.json", "load_before", ".1f"),
+    Figure(NB02, "before, {} after, on", "benchmarks/results/cpu-fp16-vs-fp32.json", "load_after", ".1f"),
+    Figure(NB02, "after, on {} cores)", "benchmarks/results/cpu-fp16-vs-fp32.json", "machine.cores", "g"),
     # notebooks/03_swap_schedulers.ipynb
     # notebooks/04_generate_and_display.ipynb
     # notebooks/05_play_in_the_studio.ipynb
