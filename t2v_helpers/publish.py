@@ -90,7 +90,8 @@ def sweep(folder):
                     target.rmdir()  # an empty reservation; rmdir refuses anything with files in it
                 shutil.rmtree(entry.path)
             else:
-                if target.is_file() and not target.is_symlink() and target.read_bytes() == reservation_text(entry.name):
+                marker = reservation_text(entry.name)
+                if target.is_file() and not target.is_symlink() and target.stat().st_size == len(marker) and target.read_bytes() == marker:
                     target.unlink()
                 os.unlink(entry.path)
         except OSError:  # another save swept it first, or it is not ours to remove
