@@ -2,7 +2,9 @@
 
 Each setting runs in a fresh Python process, so one setting's memory never counts
 against the next. It writes `<device>-<set>.json` and `.md` into the output folder
-(default benchmarks/results/). Full-size runs take 1 denoising step on the CPU and
+(default benchmarks/results/ of the repository) and never replaces a results file: a re-run
+gets a free name (`cpu-tiny-2.json`), which you rename over the old one after checking it.
+Full-size runs take 1 denoising step on the CPU and
 extrapolate to 25 steps; the tables say so.
 """
 
@@ -17,7 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+# The committed results live in the repository's benchmarks/results/; pyproject.toml ships the same
+# files in the wheel as t2v_helpers/results/, so an installed package reads them without a network.
+_CHECKOUT_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+_PACKAGED_RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = _PACKAGED_RESULTS if _PACKAGED_RESULTS.is_dir() else _CHECKOUT_RESULTS
+# New results go to the repository's folder, or to ./benchmarks/results when installed (never into site-packages).
+OUT_DIR = _CHECKOUT_RESULTS if RESULTS_DIR == _CHECKOUT_RESULTS else Path("benchmarks") / "results"
 PROMPT = "An astronaut riding a horse on the moon"
 REAL_STEPS = 25  # the lesson's default: full-size times are extrapolated to this many steps
 
@@ -297,15 +305,15 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
-def run(which="tiny", out_dir=RESULTS_DIR, device=None, configs=None, timeout=900, with_overhead=True):
+def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, with_overhead=True):
     """Run a benchmark set ('tiny' or 'full'), each setting in its own process; write JSON and Markdown. Notebook 07.
 
-    Returns the results dict and the paths written. An existing results file is never
-    overwritten: the new one gets a free name (-2, -3, ...).
+    Returns the results dict and the paths written. An existing results file (or link) is
+    never replaced or written through: the new one gets a free name (-2, -3, ...).
     """
     import torch
 
-    from .video import free_stem
+    from .publish import json_text, publish
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if which not in ("tiny", "full"):
@@ -342,42 +350,30 @@ def run(which="tiny", out_dir=RESULTS_DIR, device=None, configs=None, timeout=90
         overhead=overhead() if with_overhead else None,
         total_s=time.perf_counter() - started,
     )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / free_stem(out_dir, f"{device}-{which}", (".json", ".md"))
-    paths = (stem.with_suffix(".json"), stem.with_suffix(".md"))
-    paths[0].write_text(json.dumps(results, indent=1) + "\n")
-    paths[1].write_text(markdown(results))
-    return results, paths
-
-
-def _published_results_url():
-    from importlib import metadata
-
-    meta = metadata.metadata("t2v-helpers")
-    repository = next(url.split(",", 1)[1].strip() for url in meta.get_all("Project-URL") if url.startswith("Repository"))
-    return f"{repository.replace('https://github.com/', 'https://raw.githubusercontent.com/')}/v{meta['Version']}/benchmarks/results/"
+    paths = publish(out_dir, f"{device}-{which}", {
+        ".json": lambda path: Path(path).write_text(json_text(results), encoding="utf-8"),
+        ".md": lambda path: Path(path).write_text(markdown(results), encoding="utf-8"),
+    })
+    return results, (paths[".json"], paths[".md"])
 
 
 def load_results(name="cpu-full", folder=None):
-    """The committed benchmark results `name` (e.g. 'cpu-full'), from the repository or GitHub. Notebook 07."""
+    """The committed benchmark results `name` (e.g. 'cpu-full'), shipped with the package: no network. Notebook 07."""
     folder = Path(folder) if folder else RESULTS_DIR
     path = folder / f"{name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    from urllib.request import urlopen
+    if not path.is_file():
+        from .errors import SettingError
 
-    # Installed from git (as on Colab) the package has no benchmarks/ folder: read the published copy
-    # of the release, from the repository named once in pyproject.toml (the package's metadata).
-    with urlopen(_published_results_url() + f"{name}.json", timeout=20) as response:
-        return json.loads(response.read())
+        names = sorted(p.stem for p in folder.glob("*.json")) or ["none found"]
+        raise SettingError("name", name, f"is not a results file in {folder}", f"one of {names}", f"name={names[0]!r}")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main(argv=None):
     """`python -m t2v_helpers.bench [--set tiny|full] [--out FOLDER] [--quick]`. Notebook 07."""
     parser = argparse.ArgumentParser(prog="python -m t2v_helpers.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="which", choices=("tiny", "full"), default="tiny", help="tiny: seconds; full: the real architecture (minutes)")
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the JSON and Markdown results")
+    parser.add_argument("--out", default=str(OUT_DIR), help="folder for the JSON and Markdown results")
     parser.add_argument("--quick", action="store_true", help="one tiny setting only, for a smoke test")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -173,7 +173,7 @@ def tile_videos(videos, titles, *, columns=None, min_tile_width=160, gap=4):
     """
     from PIL import Image, ImageDraw
 
-    videos = [to_uint8(v) for v in videos]
+    videos = [np.asarray(v) for v in videos]
     titles = [str(t) for t in titles]
     if not videos:
         raise SettingError("videos", videos, "is empty", "one or more videos", "passing the frames of at least one video")
@@ -188,6 +188,7 @@ def tile_videos(videos, titles, *, columns=None, min_tile_width=160, gap=4):
                 "videos", f"an array of shape {video.shape}", "is not a video",
                 "arrays of shape (frames, height, width, 3)", "passing `result.frames` of a VideoResult",
             )
+    videos = [to_uint8(v) for v in videos]  # after the shape check, whose message names `videos`
     shapes = sorted({v.shape for v in videos})
     if len(shapes) > 1:
         raise SettingError(

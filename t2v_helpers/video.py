@@ -1,151 +1,192 @@
 """Write videos (H.264 MP4, GIF, PNG frames) with a JSON sidecar, never overwriting; show them inline. Notebook 04."""
 
-import json
-import os
 import re
-import secrets
-import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from .environment import library_versions
-from .errors import VideoExportError
+from .errors import SettingError, VideoExportError
+from .publish import json_text, publish, signals_held
 from .validate import check_fps, check_output_dir
 
 MODEL_FPS = 8  # the rate ModelScope's own pipeline writes the model's videos at (16 frames = 2 s)
+VIDEO = "an array of shape (frames, height, width, 3): RGB as floats from 0 to 1 (what t2v.generate returns) or whole numbers from 0 to 255, or a list of PIL images"
+
+
+def _refuse(frames, problem, suggestion):
+    shown = f"an array of shape {frames.shape} ({frames.dtype})" if isinstance(frames, np.ndarray) else frames
+    return SettingError("frames", shown, problem, VIDEO, suggestion)
+
+
+def _shape_advice(frames):
+    shape = frames.shape
+    if frames.ndim == 5:
+        return "has a batch axis in front", "frames[0], the first video (pipe(...).frames[0])"
+    if frames.ndim == 3:
+        return "has no colour axis", "frames[..., None] for grayscale frames, or frames[None] for one RGB image"
+    if frames.ndim == 4 and shape[-1] == 4:
+        return "has 4 colour channels (RGBA)", "frames[..., :3] to drop the alpha (transparency) channel"
+    if frames.ndim == 4 and shape[1] in (1, 3):
+        return "has its colour axis second (channels first)", "frames.transpose(0, 2, 3, 1)"
+    return "is not a video", "the frames of a VideoResult (result.frames)"
 
 
 def to_uint8(frames):
-    """Frames as uint8 RGB (frames, height, width, 3), from floats in 0..1 or uint8. Notebook 04."""
-    frames = np.asarray(frames)
+    """Frames as uint8 RGB (frames, height, width, 3); anything else gets a SettingError saying what to pass. Notebook 04.
+
+    Takes floats from 0 to 1 (a little outside is clipped), whole numbers from 0 to 255,
+    one-channel (grayscale) frames, and lists of PIL images or of frames.
+    """
+    if isinstance(frames, (list, tuple)) and frames and all(hasattr(f, "convert") and hasattr(f, "getbands") for f in frames):
+        frames = [np.asarray(image.convert("RGB")) for image in frames]
+    try:
+        frames = np.asarray(frames)
+    except ValueError:  # numpy cannot stack frames of different shapes
+        raise SettingError("frames", "frames of different shapes", "cannot make one video", VIDEO, "frames that all have the same size") from None
+    if frames.dtype.kind not in "uif":
+        raise _refuse(frames, "does not hold numbers", "the frames of a VideoResult (result.frames)")
+    if frames.ndim >= 1 and frames.shape[0] == 0:
+        raise _refuse(frames, "has no frames", "frames from t2v.generate with frames=16 or any number from 1")
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise _refuse(frames, *_shape_advice(frames))
+    if 0 in frames.shape[1:3]:
+        raise _refuse(frames, "has a height or width of 0", "frames at least 1 pixel high and wide")
+    if frames.shape[-1] == 1:  # grayscale: the same value in red, green and blue
+        frames = frames.repeat(3, axis=-1)
     if frames.dtype == np.uint8:
         return frames
-    return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    if frames.dtype.kind == "f":
+        if not np.isfinite(frames).all():
+            raise _refuse(frames, "holds NaN (not a number) or infinite values, so the generation went wrong",
+                          "generating again in float32: t2v.load_pipeline(..., dtype=torch.float32)")
+        low, high = float(frames.min()), float(frames.max())
+        if low < -0.5 or high > 1.5:
+            raise _refuse(frames, f"holds floats from {low:g} to {high:g}, but float frames are read as 0 (black) to 1 (white)",
+                          "frames / 255 if these are values from 0 to 255")
+        return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    low, high = int(frames.min()), int(frames.max())
+    if low < 0 or high > 255:
+        raise _refuse(frames, f"holds whole numbers from {low} to {high}, outside 0 to 255", "values scaled to 0 to 255")
+    return frames.astype(np.uint8)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _mp4_writer(frames, fps, name):
+    """A `write(path)` that encodes uint8 `frames` as H.264 / yuv420p into `path` with ffmpeg."""
+    import imageio_ffmpeg
+
+    count, height, width = frames.shape[:3]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(Fraction(fps).limit_denominator()), "-i", "-",
+        "-an", "-vcodec", "libx264",
+        "-pix_fmt", "yuv420p",  # the pixel format every browser decodes
+        "-vf", f"scale={width + width % 2}:{height + height % 2}",  # yuv420p needs even sizes; nothing beyond that
+        "-movflags", "+faststart",  # playable before fully downloaded
+    ]
+
+    def write(path):
+        with tempfile.TemporaryFile() as log:
+            process = None
+            try:
+                with signals_held():  # Ctrl-C in here would leave ffmpeg running with nothing to stop it
+                    process = subprocess.Popen([*command, str(path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+                try:
+                    for frame in frames:
+                        process.stdin.write(np.ascontiguousarray(frame).tobytes())
+                except OSError:
+                    pass  # ffmpeg stopped reading: killed, crashed, or out of disk space; its status says so
+                finally:
+                    try:
+                        process.stdin.close()
+                    except OSError:
+                        pass
+                status = process.wait()
+            finally:
+                if process is not None:
+                    if process.poll() is None:
+                        process.kill()
+                    process.wait()  # an ended ffmpeg cannot re-create the file after it is removed
+            log.seek(0)
+            lines = log.read().decode(errors="replace").strip().splitlines()
+        if status != 0:
+            reason = lines[-1] if lines else f"exit status {status}"
+            raise VideoExportError(
+                f"ffmpeg stopped while writing {name} ({reason}), so nothing was saved under that name. "
+                "Check the free disk space (df -h) and memory, then save again; earlier files are untouched."
+            )
+        # A killed ffmpeg or a full disk can still leave a short file with exit status 0: count the frames.
+        try:
+            written, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+        except (RuntimeError, OSError) as error:
+            written, why = 0, str(error).strip().splitlines()[-1]
+        else:
+            why = f"it holds {written} of {count} frames"
+        if written != count:
+            raise VideoExportError(
+                f"ffmpeg did not write a complete video ({why}), so nothing was saved as {name}. "
+                "Check the free disk space (df -h) and save again; earlier files are untouched."
+            )
+
+    return write
 
 
-def _publish(write, path):
-    """Run `write(tmp)` on a temporary file beside `path`, then give it `path` only if that name is free.
+def _gif_writer(frames, fps):
+    from PIL import Image
 
-    A crash leaves no half-written file under `path`, and an existing file is never replaced.
-    """
+    def write(path):
+        images = [Image.fromarray(frame) for frame in frames]
+        images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=1000 / fps, loop=0)
+
+    return write
+
+
+def _png_writer(frames):
+    from PIL import Image
+
+    def write(path):
+        Path(path).mkdir()  # not mkdtemp, which would make the folder private to you
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(Path(path) / f"frame_{i:03d}.png")
+
+    return write
+
+
+def _publish_one(path, write):
     path = Path(path)
     check_output_dir(path.parent, name="folder of path")
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the usual permissions
-        os.link(tmp, path)  # fails with FileExistsError instead of replacing
-    finally:
-        os.unlink(tmp)
-    return path
+    return publish(path.parent, path.stem, {path.suffix: write}, next_free=False)[path.suffix]
 
 
 def write_mp4(frames, path, fps=MODEL_FPS):
     """Write an H.264 / yuv420p MP4 that browsers play; refuses to replace a file. Notebook 04."""
-    import imageio_ffmpeg
-
     check_fps(fps)
-    frames = to_uint8(frames)
-    height, width = frames.shape[1:3]
-
-    def write(tmp):
-        writer = imageio_ffmpeg.write_frames(
-            tmp,
-            (width, height),
-            fps=fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",  # the pixel format every browser decodes
-            macro_block_size=2,  # yuv420p needs even sizes; don't rescale beyond that
-            output_params=["-movflags", "+faststart"],  # playable before fully downloaded
-            ffmpeg_log_level="error",
-        )
-        writer.send(None)
-        try:
-            for frame in frames:
-                writer.send(np.ascontiguousarray(frame))
-        except OSError as error:  # ffmpeg stopped reading: killed, crashed, or out of disk space
-            reason = (str(error).strip() or "I/O error").splitlines()[0]
-            raise VideoExportError(
-                f"ffmpeg stopped while writing {path.name} ({reason}), so nothing was saved under that name. "
-                "Check the free disk space (df -h) and memory, then save again; earlier files are untouched."
-            ) from None
-        finally:
-            writer.close()  # stops ffmpeg also when sending failed or was interrupted
-        # imageio-ffmpeg ignores ffmpeg's exit status, so a killed ffmpeg or a full disk
-        # can leave a short file: count what was written before giving it the final name.
-        try:
-            written, _ = imageio_ffmpeg.count_frames_and_secs(tmp)
-        except (RuntimeError, OSError) as error:
-            written, why = 0, str(error).strip().splitlines()[-1]
-        else:
-            why = f"it holds {written} of {len(frames)} frames"
-        if written != len(frames):
-            raise VideoExportError(
-                f"ffmpeg did not write a complete video ({why}), so nothing was saved as {path.name}. "
-                "Check the free disk space (df -h) and save again; earlier files are untouched."
-            )
-
-    return _publish(write, path)
+    return _publish_one(path, _mp4_writer(to_uint8(frames), fps, Path(path).name))
 
 
 def write_gif(frames, path, fps=MODEL_FPS):
     """Write a looping GIF; refuses to replace a file. Notebook 04."""
-    from PIL import Image
-
     check_fps(fps)
-    images = [Image.fromarray(frame) for frame in to_uint8(frames)]
-
-    def write(tmp):
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=1000 / fps, loop=0)
-
-    return _publish(write, path)
+    return _publish_one(path, _gif_writer(to_uint8(frames), fps))
 
 
 def write_png_frames(frames, folder):
-    """Write each frame as frame_000.png, ... into a new folder. Notebook 04."""
-    from PIL import Image
-
+    """Write each frame as frame_000.png, ... into a new folder; refuses to replace one. Notebook 04."""
     folder = Path(folder)
-    if folder.exists():  # never mix two videos' frames
-        raise FileExistsError(f"{folder} already exists; choose a new folder name.")
     check_output_dir(folder.parent, name="parent of folder", create=True)
-    # Fill a hidden folder beside it, then rename: an interrupted write leaves no half-filled folder.
-    staging = folder.parent / f".{folder.name}-{secrets.token_hex(4)}"
-    staging.mkdir()  # not mkdtemp, which would make the folder private to you
-    try:
-        for i, frame in enumerate(to_uint8(frames)):
-            Image.fromarray(frame).save(staging / f"frame_{i:03d}.png")
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    # The folder is filled under a hidden name, then renamed: an interrupted write leaves no half-filled folder.
+    return publish(folder.parent, folder.name, {"": _png_writer(to_uint8(frames))}, next_free=False)[""]
 
 
 def slug(text, max_length=40):
     """A file-name-safe stem from a prompt: lowercase words joined by '-'. Notebook 04."""
     words = re.findall(r"[a-z0-9]+", text.lower())
     return "-".join(words)[:max_length].strip("-") or "video"
-
-
-def free_stem(folder, stem, suffixes):
-    """`stem`, or `stem-2`, `stem-3`, ... : the first for which no file with any suffix exists. Notebook 04."""
-    folder = Path(folder)
-    candidate, n = stem, 1
-    while any((folder / (candidate + s)).exists() for s in suffixes):
-        n += 1
-        candidate = f"{stem}-{n}"
-    return candidate
 
 
 @dataclass
@@ -171,38 +212,35 @@ def save_video(result, out_dir="outputs", *, fps=MODEL_FPS, gif=False, png_frame
 def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_frames=False):
     """Write `frames` as `stem`.mp4 (plus GIF, PNG frames) beside `stem`.json holding `info`. Notebook 04.
 
-    A taken name gets `-2`, `-3`, ...; if any file fails, this call's other new files are
-    removed again, so no video is left without its sidecar and nothing earlier is touched.
+    All files are written under hidden names first and published together, sidecar last.
+    A taken name (also one taken meanwhile by another process) moves them all to `-2`,
+    `-3`, ...; if any file fails, none is kept, so no video is left without its sidecar.
     """
     check_fps(fps)
+    frames = to_uint8(frames)
     out_dir = check_output_dir(out_dir, create=True)
-    stem = free_stem(out_dir, stem, (".mp4", ".json", ".gif", "_frames"))
-    saved = SavedVideo(mp4=None, sidecar=out_dir / f"{stem}.json")
-    try:
-        saved.mp4 = write_mp4(frames, out_dir / f"{stem}.mp4", fps)
-        if gif:
-            saved.gif = write_gif(frames, out_dir / f"{stem}.gif", fps)
-        if png_frames:
-            saved.frames_dir = write_png_frames(frames, out_dir / f"{stem}_frames")
-        sidecar = {
+    writers = {".mp4": _mp4_writer(frames, fps, f"{stem}.mp4")}
+    if gif:
+        writers[".gif"] = _gif_writer(frames, fps)
+    if png_frames:
+        writers["_frames"] = _png_writer(frames)
+    keys = {".mp4": "mp4", ".gif": "gif", "_frames": "frames_dir"}
+
+    def sidecar(paths):
+        text = {
             **info,
             "fps": fps,
             "frame_count": len(frames),
-            "files": {k: Path(v).name for k, v in vars(saved).items() if v and k != "sidecar"},
+            "files": {keys[suffix]: path.name for suffix, path in paths.items() if suffix in keys},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
         }
-        if info.get("settings", {}).get("model") == "tiny":
-            sidecar["note"] = "made with the tiny random-weight model: the video is noise"
-        _publish(lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)), saved.sidecar)
-    except BaseException:
-        for path in (saved.mp4, saved.gif):
-            if path:
-                path.unlink(missing_ok=True)
-        if saved.frames_dir:
-            shutil.rmtree(saved.frames_dir, ignore_errors=True)
-        raise
-    return saved
+        if isinstance(info.get("settings"), dict) and info["settings"].get("model") == "tiny":
+            text["note"] = "made with the tiny random-weight model: the video is noise"
+        return json_text(text)
+
+    paths = publish(out_dir, stem, writers, last=(".json", sidecar))
+    return SavedVideo(mp4=paths[".mp4"], sidecar=paths[".json"], gif=paths.get(".gif"), frames_dir=paths.get("_frames"))
 
 
 def show_video(path, width=None):

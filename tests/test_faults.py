@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 import t2v_helpers as t2v
-from t2v_helpers import video as video_module
 from t2v_helpers.errors import GPUMemoryError, VideoExportError
 
 SETTINGS = dict(steps=2, frames=4, height=16, width=16, seed=0)
@@ -253,23 +252,30 @@ def short_video(tmp_path, monkeypatch, frame_bytes=64 * 64 * 3):
 
 
 def ctrl_c_while_encoding(tmp_path, monkeypatch):
-    real_write_frames = imageio_ffmpeg.write_frames
+    real_popen = subprocess.Popen
 
-    def write_frames(*args, **kwargs):
-        real = real_write_frames(*args, **kwargs)
-        real.send(None)
-        sent = 0
-        try:
-            while True:
-                frame = yield
-                sent += 1
-                if sent == 3:
-                    raise KeyboardInterrupt
-                real.send(frame)
-        finally:
-            real.close()
+    class Stdin:
+        """ffmpeg's input pipe, with Ctrl-C pressed while the third frame is sent."""
 
-    monkeypatch.setattr(imageio_ffmpeg, "write_frames", write_frames)
+        def __init__(self, pipe):
+            self.pipe, self.sent = pipe, 0
+
+        def write(self, data):
+            self.sent += 1
+            if self.sent == 3:
+                raise KeyboardInterrupt
+            return self.pipe.write(data)
+
+        def close(self):
+            self.pipe.close()
+
+    def popen(command, *args, **kwargs):
+        process = real_popen(command, *args, **kwargs)
+        if "rawvideo" in command:
+            process.stdin = Stdin(process.stdin)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
 
 
 def gif_disk_full(tmp_path, monkeypatch):
@@ -323,22 +329,16 @@ def ctrl_c_while_publishing(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "link", link)
 
 
-def name_taken_meanwhile(tmp_path, monkeypatch):
-    # Another process takes the chosen name between choosing and writing: the stem already in use.
-    monkeypatch.setattr(video_module, "free_stem", lambda folder, stem, suffixes: stem)
-
-
 EXPORT_FAULTS = {
     killed_mid_write: VideoExportError,
     disk_full: VideoExportError,
     short_video: VideoExportError,
     ctrl_c_while_encoding: KeyboardInterrupt,
-    gif_disk_full: OSError,
-    png_fails_on_frame_3: OSError,
+    gif_disk_full: VideoExportError,
+    png_fails_on_frame_3: VideoExportError,
     ctrl_c_in_png_frames: KeyboardInterrupt,
-    sidecar_disk_full: OSError,
+    sidecar_disk_full: VideoExportError,
     ctrl_c_while_publishing: KeyboardInterrupt,
-    name_taken_meanwhile: FileExistsError,
 }
 
 
