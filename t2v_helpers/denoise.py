@@ -33,7 +33,7 @@ class Denoising:
     result: VideoResult  # the final video, exactly as `generate` makes it
     latents: list  # after each step: the noisy latents the scheduler hands to the next step
     predicted: list  # at each step: the model's estimate of the clean latents
-    timesteps: list  # at each step: the timestep of its last UNet call
+    timesteps: list  # at each step: the timestep it starts at (its first UNet call)
     unet_calls: int
 
     @property
@@ -79,14 +79,17 @@ def capture_denoising(pipe, prompt, *, guidance=9.0, **settings):
             negative, positive = noise.chunk(2)
             noise = negative + guidance * (positive - negative)
             sample = sample.chunk(2)[0]
-        last["t"] = float(torch.as_tensor(timestep).flatten()[0])
-        last["clean"] = predicted_clean(pipe.scheduler, sample, noise, last["t"])[0].cpu()
+        t = float(torch.as_tensor(timestep).flatten()[0])
+        # A step may call the UNet more than once (Heun twice, PNDM's first step several
+        # times): its label is where it starts, its prediction the latest one.
+        last.setdefault("start", t)
+        last["clean"] = predicted_clean(pipe.scheduler, sample, noise, t)[0].cpu()
 
     def on_step(step, steps, step_latents):
         # Count steps here: PNDM's first UNet call comes before its first callback.
         latents.append(step_latents[0].detach().float().cpu().clone())
         predicted.append(last["clean"])
-        timesteps.append(last["t"])
+        timesteps.append(last.pop("start"))
 
     handle = pipe.unet.register_forward_hook(after_unet, with_kwargs=True)
     try:
