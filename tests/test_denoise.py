@@ -87,6 +87,11 @@ def test_fast_preview_costs_less_than_a_vae_decode(pipe):
     captured = t2v.capture_denoising(pipe, "a lighthouse at night", steps=1, **SMALL)
     costs = t2v.preview_costs(pipe, captured.latents[-1], repeats=3)
     assert 0 < costs["fast_s"] < costs["exact_s"]
+    assert len(costs["fast_runs"]) == len(costs["exact_runs"]) == 3
+    assert min(costs["fast_runs"]) <= costs["fast_s"] <= max(costs["fast_runs"])
+    assert costs["ratio"] > 1
+    with pytest.raises(ValueError, match="repeats=0"):
+        t2v.preview_costs(pipe, captured.latents[-1], repeats=0)
 
 
 def starting_timesteps(scheduler, steps):
