@@ -37,6 +37,14 @@ FIGURES = [
     # notebooks/04_generate_and_display.ipynb
     # notebooks/05_play_in_the_studio.ipynb
     # notebooks/06_watch_the_video_emerge.ipynb
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "the VAE decode took {} times as long as the fast preview", "benchmarks/results/cpu-preview-costs.json", "runs[1].ratio_median", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "(median of the pairs, spread {} to", "benchmarks/results/cpu-preview-costs.json", "runs[1].ratio_min", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "to {}), and at 8 frames", "benchmarks/results/cpu-preview-costs.json", "runs[1].ratio_max", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "of 32 × 32 it took {} times as long", "benchmarks/results/cpu-preview-costs.json", "runs[0].ratio_median", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "load average between {} and", "benchmarks/results/cpu-preview-costs.json", "runs[1].load_before", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "and {} during the larger run", "benchmarks/results/cpu-preview-costs.json", "runs[1].load_after", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "(a median of {} ms for the preview", "benchmarks/results/cpu-preview-costs.json", "runs[1].fast_ms", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "and {} s for the decode)", "benchmarks/results/cpu-preview-costs.json", "runs[1].exact_ms", ".0f", 1e-3),
     # notebooks/07_memory_and_speed.ipynb
     Figure("notebooks/07_memory_and_speed.ipynb", "2 cores and {} GiB RAM", "benchmarks/results/cpu-full.json", "machine.memory_gib", "g"),
     Figure("notebooks/07_memory_and_speed.ipynb", "one float32 denoising step of 16 frames at 256 × 256 took {} s", "benchmarks/results/cpu-full.json", "runs[0].step_s", ".0f"),
