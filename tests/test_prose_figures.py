@@ -64,6 +64,13 @@ FIGURES = [
     Figure("notebooks/07_memory_and_speed.ipynb", "against {} GiB one frame at a time", "benchmarks/results/cpu-full.json", "runs[0].peak_rss_decode", ".1f", 2**-30),
     Figure("notebooks/07_memory_and_speed.ipynb", "`t2v.generate` took {} times as long as a raw", "benchmarks/results/cpu-full.json", "overhead.ratio_median", ".3f"),
     Figure("notebooks/07_memory_and_speed.ipynb", "and {} times in `benchmarks/results/cpu-tiny.json`", "benchmarks/results/cpu-tiny.json", "overhead.ratio_median", ".3f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "a call took {} times as long as with it off", "benchmarks/results/cpu-forward-chunking.json", "ratio_median", ".2f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "(median of the pairs, spread {} to", "benchmarks/results/cpu-forward-chunking.json", "ratio_min", ".2f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "to {}), and the peak RSS", "benchmarks/results/cpu-forward-chunking.json", "ratio_max", ".2f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "the peak RSS was {} GiB against", "benchmarks/results/cpu-forward-chunking.json", "peak_rss_median.on", ".2f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "against {} GiB off", "benchmarks/results/cpu-forward-chunking.json", "peak_rss_median.off", ".2f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "load average between {} and", "benchmarks/results/cpu-forward-chunking.json", "load_after", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and {} on its 2 cores", "benchmarks/results/cpu-forward-chunking.json", "load_before", ".0f"),
 ]
 
 
