@@ -260,11 +260,15 @@ def _seconds(value):
 
 
 def markdown(results):
-    """The results as a Markdown table with the machine and the load it ran under. Notebook 07."""
+    """The results as a Markdown table with the machine and the load it ran under. Notebook 07.
+
+    The title is a bold caption, not a heading, so that the table sits inside the
+    section of the notebook or page that shows it.
+    """
     info = results["machine"]
     gpu = info["gpu"]["name"] if info["gpu"] else "no GPU"
     lines = [
-        f"# {results['title']}",
+        f"**{results['title']}**",
         "",
         f"Measured {results['date']} on {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB RAM, {gpu}; "
         f"torch {info['versions'].get('torch')}, diffusers {info['versions'].get('diffusers')}.",

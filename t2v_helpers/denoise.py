@@ -33,7 +33,7 @@ class Denoising:
     result: VideoResult  # the final video, exactly as `generate` makes it
     latents: list  # after each step: the noisy latents the scheduler hands to the next step
     predicted: list  # at each step: the model's estimate of the clean latents
-    timesteps: list  # at each step: the timestep of its last UNet call
+    timesteps: list  # at each step: the timestep it starts at (its first UNet call)
     unet_calls: int
 
     @property
@@ -79,14 +79,17 @@ def capture_denoising(pipe, prompt, *, guidance=9.0, **settings):
             negative, positive = noise.chunk(2)
             noise = negative + guidance * (positive - negative)
             sample = sample.chunk(2)[0]
-        last["t"] = float(torch.as_tensor(timestep).flatten()[0])
-        last["clean"] = predicted_clean(pipe.scheduler, sample, noise, last["t"])[0].cpu()
+        t = float(torch.as_tensor(timestep).flatten()[0])
+        # A step may call the UNet more than once (Heun twice, PNDM's first step several
+        # times): its label is where it starts, its prediction the latest one.
+        last.setdefault("start", t)
+        last["clean"] = predicted_clean(pipe.scheduler, sample, noise, t)[0].cpu()
 
     def on_step(step, steps, step_latents):
         # Count steps here: PNDM's first UNet call comes before its first callback.
         latents.append(step_latents[0].detach().float().cpu().clone())
         predicted.append(last["clean"])
-        timesteps.append(last["t"])
+        timesteps.append(last.pop("start"))
 
     handle = pipe.unet.register_forward_hook(after_unet, with_kwargs=True)
     try:
@@ -158,19 +161,37 @@ def views_at_steps(pipe, denoising, steps=None, *, exact=False, view="predicted"
     return videos, titles
 
 
-def preview_costs(pipe, latents, repeats=3):
-    """Seconds to show one step's video: fast linear preview vs exact VAE decode (median of `repeats`). Notebook 06."""
-    def median_seconds(view):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            view()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
+def preview_costs(pipe, latents, repeats=5):
+    """Seconds to show one step's video: fast linear preview vs exact VAE decode. Notebook 06.
 
+    Each view runs once to warm up, then `repeats` times, the two alternating so that a
+    busy moment slows both alike. Returns the medians (`fast_s`, `exact_s`), the median
+    of the per-pair ratios exact / fast (`ratio`), and every run's seconds (`fast_runs`,
+    `exact_runs`) for the spread.
+    """
+    repeats = check_whole_number("repeats", repeats, 1, 1000, 5)
+    views = {
+        "fast": lambda: preview_latents(latents, pipe.vae_scale_factor),
+        "exact": lambda: decode_latents(pipe, latents),
+    }
+
+    def seconds(view):
+        start = time.perf_counter()
+        view()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for view in views.values():
+        seconds(view)  # warm-up: the first call pays one-off costs
+    runs = {name: [] for name in views}
+    for i in range(repeats):
+        for name in (("fast", "exact") if i % 2 == 0 else ("exact", "fast")):
+            runs[name].append(seconds(views[name]))
     return {
-        "fast_s": median_seconds(lambda: preview_latents(latents, pipe.vae_scale_factor)),
-        "exact_s": median_seconds(lambda: decode_latents(pipe, latents)),
+        "fast_s": float(np.median(runs["fast"])),
+        "exact_s": float(np.median(runs["exact"])),
+        "ratio": float(np.median([e / f for e, f in zip(runs["exact"], runs["fast"])])),
+        "fast_runs": runs["fast"],
+        "exact_runs": runs["exact"],
     }

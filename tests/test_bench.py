@@ -66,3 +66,13 @@ def test_committed_full_size_cpu_results_are_complete():
     assert results["overhead"]["ratio_median"] > 0
     assert results["total_s"] < 15 * 60, "the full-size CPU set must finish within 15 minutes"
     assert bench.markdown(results) == (bench.RESULTS_DIR / "cpu-full.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["cpu-full", "cpu-tiny"])
+def test_the_table_has_no_heading_of_its_own(name):
+    """Notebook 07 shows it inside a step: a heading there would outrank the notebook's own."""
+    results = json.loads((bench.RESULTS_DIR / f"{name}.json").read_text())
+    table = bench.markdown(results)
+    assert not [line for line in table.splitlines() if line.lstrip().startswith("#")], table[:200]
+    assert table.startswith(f"**{results['title']}**\n")
+    assert table == (bench.RESULTS_DIR / f"{name}.md").read_text()

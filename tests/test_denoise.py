@@ -87,3 +87,34 @@ def test_fast_preview_costs_less_than_a_vae_decode(pipe):
     captured = t2v.capture_denoising(pipe, "a lighthouse at night", steps=1, **SMALL)
     costs = t2v.preview_costs(pipe, captured.latents[-1], repeats=3)
     assert 0 < costs["fast_s"] < costs["exact_s"]
+    assert len(costs["fast_runs"]) == len(costs["exact_runs"]) == 3
+    assert min(costs["fast_runs"]) <= costs["fast_s"] <= max(costs["fast_runs"])
+    assert costs["ratio"] > 1
+    with pytest.raises(ValueError, match="repeats=0"):
+        t2v.preview_costs(pipe, captured.latents[-1], repeats=0)
+
+
+def starting_timesteps(scheduler, steps):
+    """Where each step starts, by diffusers' rule for the step callback: after the warm-up
+    calls, once every `order` UNet calls and after the last; a step starts at the first
+    timestep after the previous callback."""
+    scheduler = type(scheduler).from_config(scheduler.config)
+    scheduler.set_timesteps(steps)
+    timesteps = [float(t) for t in scheduler.timesteps]
+    warmup = len(timesteps) - steps * scheduler.order
+    ends = [i for i in range(len(timesteps)) if i == len(timesteps) - 1 or (i + 1 > warmup and (i + 1) % scheduler.order == 0)]
+    return [timesteps[0]] + [timesteps[end + 1] for end in ends[:-1]]
+
+
+@pytest.mark.parametrize("scheduler", t2v.scheduler_names())
+def test_each_tile_is_labelled_with_the_timestep_its_step_starts_at(pipe, scheduler):
+    steps = 4  # enough for Heun (two UNet calls a step) and PNDM (warm-up calls) to show their pattern
+    t2v.set_scheduler(pipe, scheduler)
+    captured = t2v.capture_denoising(pipe, "a lighthouse at night", steps=steps, seed=3, **SMALL)
+    expected = starting_timesteps(pipe.scheduler, steps)
+    assert len(expected) == steps
+    assert captured.timesteps == pytest.approx(expected)
+    assert captured.timesteps[0] == pytest.approx(float(pipe.scheduler.timesteps[0]))  # step 1 starts from pure noise
+    assert all(a > b for a, b in zip(captured.timesteps, captured.timesteps[1:])), captured.timesteps
+    _, titles = t2v.views_at_steps(pipe, captured, list(range(1, steps + 1)))
+    assert [title.split("t=")[1] for title in titles] == [f"{t:g}" for t in captured.timesteps]

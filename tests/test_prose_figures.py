@@ -55,7 +55,40 @@ FIGURES = [
     # notebooks/04_generate_and_display.ipynb
     # notebooks/05_play_in_the_studio.ipynb
     # notebooks/06_watch_the_video_emerge.ipynb
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "the VAE decode took {} times as long as the fast preview", "benchmarks/results/cpu-preview-costs.json", "runs[1].ratio_median", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "(median of the pairs, spread {} to", "benchmarks/results/cpu-preview-costs.json", "runs[1].ratio_min", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "to {}), and at 8 frames", "benchmarks/results/cpu-preview-costs.json", "runs[1].ratio_max", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "of 32 × 32 it took {} times as long", "benchmarks/results/cpu-preview-costs.json", "runs[0].ratio_median", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "load average between {} and", "benchmarks/results/cpu-preview-costs.json", "runs[1].load_before", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "and {} during the larger run", "benchmarks/results/cpu-preview-costs.json", "runs[1].load_after", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "(a median of {} ms for the preview", "benchmarks/results/cpu-preview-costs.json", "runs[1].fast_ms", ".0f"),
+    Figure("notebooks/06_watch_the_video_emerge.ipynb", "and {} s for the decode)", "benchmarks/results/cpu-preview-costs.json", "runs[1].exact_ms", ".0f", 1e-3),
     # notebooks/07_memory_and_speed.ipynb
+    Figure("notebooks/07_memory_and_speed.ipynb", "2 cores and {} GiB RAM", "benchmarks/results/cpu-full.json", "machine.memory_gib", "g"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "one float32 denoising step of 16 frames at 256 × 256 took {} s", "benchmarks/results/cpu-full.json", "runs[0].step_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and the VAE decode {} s, so 25 steps", "benchmarks/results/cpu-full.json", "runs[0].decode_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "25 steps would take about {} minutes", "benchmarks/results/cpu-full.json", "runs[0].estimated_25_steps_s", ".0f", 1 / 60),
+    Figure("notebooks/07_memory_and_speed.ipynb", "was {} before the first setting", "benchmarks/results/cpu-full.json", "runs[0].load_before", ".1f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and {} after it, on 2 cores", "benchmarks/results/cpu-full.json", "runs[0].load_after", ".1f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "less precision) a step took {} s", "benchmarks/results/cpu-full.json", "runs[2].step_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and the decode {} s, with", "benchmarks/results/cpu-full.json", "runs[2].decode_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "with {} GiB resident after loading", "benchmarks/results/cpu-full.json", "runs[2].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "({} s against", "benchmarks/results/cpu-full.json", "runs[2].step_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "against {} and", "benchmarks/results/cpu-full.json", "runs[1].step_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and {} s in the two float32 runs", "benchmarks/results/cpu-full.json", "runs[0].step_s", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "grew from {} GiB after loading", "benchmarks/results/cpu-full.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "after loading to {} GiB;", "benchmarks/results/cpu-full.json", "runs[0].peak_rss_denoise", ".1f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "(slicing off) peaked at {} GiB", "benchmarks/results/cpu-full.json", "runs[1].peak_rss_decode", ".1f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "against {} GiB one frame at a time", "benchmarks/results/cpu-full.json", "runs[0].peak_rss_decode", ".1f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "`t2v.generate` took {} times as long as a raw", "benchmarks/results/cpu-full.json", "overhead.ratio_median", ".3f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and {} times in `benchmarks/results/cpu-tiny.json`", "benchmarks/results/cpu-tiny.json", "overhead.ratio_median", ".3f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "a call took {} times as long as with it off", "benchmarks/results/cpu-forward-chunking.json", "ratio_median", ".2f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "(median of the pairs, spread {} to", "benchmarks/results/cpu-forward-chunking.json", "ratio_min", ".2f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "to {}), and the peak RSS", "benchmarks/results/cpu-forward-chunking.json", "ratio_max", ".2f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "the peak RSS was {} GiB against", "benchmarks/results/cpu-forward-chunking.json", "peak_rss_median.on", ".2f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "against {} GiB off", "benchmarks/results/cpu-forward-chunking.json", "peak_rss_median.off", ".2f", 2**-30),
+    Figure("notebooks/07_memory_and_speed.ipynb", "load average between {} and", "benchmarks/results/cpu-forward-chunking.json", "load_after", ".0f"),
+    Figure("notebooks/07_memory_and_speed.ipynb", "and {} on its 2 cores", "benchmarks/results/cpu-forward-chunking.json", "load_before", ".0f"),
 ]
 
 
