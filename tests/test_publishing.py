@@ -365,16 +365,8 @@ NO_NETWORK = textwrap.dedent("""
 
 
 @pytest.mark.skipif(os.name == "nt", reason="paths of the installed package are POSIX paths here")
-def test_committed_results_load_offline_from_a_non_editable_install(tmp_path):
-    source, wheels, target = tmp_path / "source", tmp_path / "wheels", tmp_path / "site"
-    for part in ("pyproject.toml", "README.md", "t2v_helpers", "benchmarks/results"):  # what the wheel is built from
-        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
-        (source / part).parent.mkdir(parents=True, exist_ok=True)
-        copy(ROOT / part, source / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(wheels)], check=True, timeout=600, cwd=tmp_path)
-    (wheel,) = wheels.glob("*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)], check=True, timeout=600)
+def test_committed_results_load_offline_from_a_non_editable_install(tmp_path, installed_wheel):
+    target = installed_wheel
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)
     done = subprocess.run([sys.executable, "-c", NO_NETWORK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -214,21 +214,28 @@ def test_without_an_atomic_swap_a_rebuild_still_ends_whole(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
 
 
-def test_an_installed_wheel_carries_the_vocabulary_and_its_licence(tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
-    shutil.copytree(root / "t2v_helpers", source / "t2v_helpers", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(root / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path / "wheel")], check=True, capture_output=True)
-    (wheel,) = (tmp_path / "wheel").glob("*.whl")
-    with zipfile.ZipFile(wheel) as files:
-        names = files.namelist()
-    assert {"t2v_helpers/data/bpe_simple_vocab_16e6.txt.gz", "t2v_helpers/data/CLIP_BPE_LICENSE"} <= set(names)
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
+def test_an_installed_wheel_carries_the_vocabulary_and_its_licence(tmp_path, installed_wheel):
+    data = installed_wheel / "t2v_helpers" / "data"
+    assert {"bpe_simple_vocab_16e6.txt.gz", "CLIP_BPE_LICENSE"} <= {p.name for p in data.iterdir()}
     code = "import t2v_helpers.tiny as tiny; print(tiny.__file__); print(len(tiny._tokenizer()))"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    env = {**os.environ, "PYTHONPATH": str(installed_wheel)}
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split("\n")[:2] == [str(tmp_path / "site" / "t2v_helpers" / "tiny.py"), "49408"]
+    assert run.stdout.split("\n")[:2] == [str(installed_wheel / "t2v_helpers" / "tiny.py"), "49408"]
+
+
+def test_the_scheduler_config_names_only_what_the_real_file_names(tmp_path):
+    """Settings the real file leaves out must stay out: `from_config` then gives a new scheduler its own defaults.
+
+    The real scheduler_config.json predates `timestep_spacing`, so DPM-Solver swapped in from
+    it keeps its own "linspace"; a file naming DDIM's "leading" would change the timesteps.
+    """
+    from diffusers import DPMSolverMultistepScheduler
+
+    folder = t2v.build_tiny_model(tmp_path / "tiny")
+    saved = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    assert {k: v for k, v in saved.items() if k != "_diffusers_version"} == t2v.tiny.REAL_SCHEDULER_CONFIG
+    pipe = t2v.load_pipeline(str(folder), verbose=False)
+    dpm = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    dpm.set_timesteps(25)
+    assert dpm.config.timestep_spacing == "linspace" and int(dpm.timesteps[0]) == 999
