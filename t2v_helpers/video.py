@@ -55,7 +55,7 @@ def write_mp4(frames, path, fps=MODEL_FPS):
     """Write an H.264 / yuv420p MP4 that browsers play; refuses to replace a file. Notebook 04."""
     import imageio_ffmpeg
 
-    check_fps(fps)
+    fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     frames = to_uint8(frames)
     height, width = frames.shape[1:3]
 
@@ -103,7 +103,7 @@ def write_gif(frames, path, fps=MODEL_FPS):
     """Write a looping GIF; refuses to replace a file. Notebook 04."""
     from PIL import Image
 
-    check_fps(fps)
+    fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     images = [Image.fromarray(frame) for frame in to_uint8(frames)]
 
     def write(tmp):
@@ -174,7 +174,7 @@ def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_fr
     A taken name gets `-2`, `-3`, ...; if any file fails, this call's other new files are
     removed again, so no video is left without its sidecar and nothing earlier is touched.
     """
-    check_fps(fps)
+    fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     out_dir = check_output_dir(out_dir, create=True)
     stem = free_stem(out_dir, stem, (".mp4", ".json", ".gif", "_frames"))
     saved = SavedVideo(mp4=None, sidecar=out_dir / f"{stem}.json")

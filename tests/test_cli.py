@@ -92,5 +92,5 @@ def test_a_model_that_is_not_there_is_a_message_not_a_traceback(tmp_path, capsys
     with pytest.raises(SystemExit) as stop:
         cli.main(["generate", "a prompt", "--model", "no-such-user/no-such-model", "--steps", "2", "--out", str(tmp_path)])
     err = capsys.readouterr().err
-    assert stop.value.code == 1 and "Traceback" not in err
+    assert stop.value.code == 2 and "Traceback" not in err
     assert "t2v generate: error:" in err and "no-such-user/no-such-model" in err
