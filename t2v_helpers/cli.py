@@ -21,6 +21,7 @@ from .errors import (
     PickleWeightsError,
     SettingError,
     VideoExportError,
+    shorten,
 )
 from .pipeline import default_model, load_pipeline
 from .schedulers import check_scheduler_name, scheduler_names, set_scheduler
@@ -37,7 +38,7 @@ EXIT_STOPPED = 130
 STOPPED = "Stopped; nothing was saved for the current video (videos finished before it are kept)."
 
 
-def whole_number(text):
+def _whole_number(text):
     """argparse type: an int, refused briefly (not echoing 5000 digits) when the text is not one."""
     digits = text.strip().lstrip("+-")
     if digits.isdigit() and len(digits) > 30:
@@ -59,9 +60,9 @@ def add_generate_options(parser, prompt_required=False):
         help="a text file with one prompt per line; blank lines and lines starting with # are skipped",
     )
     parser.add_argument("--model", default="auto", help="'auto' (default: the real model if a GPU and its weights are at hand, else 'tiny'), 'tiny', or a model id or folder")
-    parser.add_argument("--steps", type=whole_number, default=25, help="denoising steps (default 25)")
-    parser.add_argument("--frames", type=whole_number, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
-    parser.add_argument("--seed", type=whole_number, default=0, help="the same seed and settings give the same video (default 0)")
+    parser.add_argument("--steps", type=_whole_number, default=25, help="denoising steps (default 25)")
+    parser.add_argument("--frames", type=_whole_number, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
+    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
     parser.add_argument("--scheduler", default="dpm", help=f"one of {', '.join(scheduler_names())} (default dpm)")
     parser.add_argument("--out", default="outputs", help="folder for the MP4s and their JSON sidecars (default outputs)")
     parser.add_argument("--gif", action="store_true", help="also write a GIF of each video")
@@ -151,7 +152,7 @@ def make_video(pipe, prompt, args, out_dir, label=""):
     with tqdm(total=args.steps, desc=f"{label}{prompt[:40]}", unit="step", leave=False, file=sys.stderr) as bar:
         result = generate(pipe, prompt, steps=args.steps, frames=args.frames, seed=args.seed, on_step=lambda *_: bar.update(1))
     saved = save_video(result, out_dir, gif=args.gif)
-    print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {prompt!r}")
+    print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {shorten(prompt, 80)}")
     for path in (saved.mp4, saved.gif, saved.sidecar):
         if path:
             print(f"Wrote {path}")

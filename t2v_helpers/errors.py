@@ -9,8 +9,8 @@ import math
 import torch
 
 
-def _short(value, limit=60):
-    """`value` for a message: its repr, or for a long one its start and its length."""
+def shorten(value, limit=60):
+    """`value` for a message: its repr, or for a long one its start, its end and its length. Notebook 04."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 150:
         # repr() of a number over 4300 digits raises ValueError; its length says enough.
         digits = math.floor(math.log10(abs(value))) + 1  # repr() would raise past 4300 digits
@@ -30,7 +30,7 @@ class SettingError(ValueError):
 
     def __init__(self, name, value, problem, allowed, suggestion):
         self.name, self.value, self.allowed, self.suggestion = name, value, allowed, suggestion
-        super().__init__(f"{name}={_short(value)} {problem}. Allowed: {allowed}. Try {suggestion}.")
+        super().__init__(f"{name}={shorten(value)} {problem}. Allowed: {allowed}. Try {suggestion}.")
 
 
 class PromptTooLongWarning(UserWarning):

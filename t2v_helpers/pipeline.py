@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError
+from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
 from .tiny import TINY_MODEL_ID, build_tiny_model
 from .validate import check_choice
 
@@ -117,7 +117,7 @@ def check_model(model_id):
         looks_like_path = model_id.startswith((".", "/", "~")) or "\\" in model_id or model_id.count("/") > 1
         if looks_like_path or not HUB_ID.fullmatch(model_id):
             raise BadModelError(
-                f"Model {_short_text(model_id)} is neither a folder here nor a hub model id (ids look like "
+                f"Model {shorten(model_id, 80)} is neither a folder here nor a hub model id (ids look like "
                 f"'owner/name': letters, digits, '-', '_' and '.', no spaces). Check the spelling. {try_instead}."
             )
         return
@@ -143,10 +143,6 @@ def check_model(model_id):
             f"modules other than {' and '.join(KNOWN_LIBRARIES)}); code shipped with a model is never run here. "
             f"Use a model whose parts are diffusers and transformers classes, such as 'tiny' or {MODEL_ID!r}."
         )
-
-
-def _short_text(text, limit=80):
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _not_available_message(model_id, error):
@@ -208,7 +204,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
                 f"Model folder {model_id!r} could not be loaded: it is incomplete or damaged ({detail}). "
                 f"Download it again, or use a complete model folder, 'tiny' or {MODEL_ID!r}."
             ) from error
-        if not isinstance(error, OSError):
+        if not isinstance(error, (OSError, ValueError)):  # ValueError: some files missing, as after a cut download
             raise
         raise ModelNotAvailableError(_not_available_message(model_id, error)) from error
     place(pipe, runtime.offload, runtime.device, vae_slicing)

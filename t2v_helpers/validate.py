@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .errors import PromptTooLongWarning, SettingError
+from .errors import PromptTooLongWarning, SettingError, shorten
 
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000  # the model was trained on 1000 noise levels; no scheduler takes more steps
@@ -67,11 +67,6 @@ def check_whole_number(name, value, low, high, default):
     raise SettingError(name, value, _what_is_wrong(value, True), f"a whole number from {low} to {high}", f"{name}={nearest}")
 
 
-def _quote(text, limit=120):
-    """`text` quoted whole when short, else its start and its length (a 1 MB prompt must not flood the terminal)."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
-
-
 def check_prompt(prompt, name="prompt", tokenizer=None):
     """Return the prompt as plain text; refuse a missing, blank or non-Unicode one; warn when the encoder cuts its end. Notebook 04.
 
@@ -98,7 +93,7 @@ def check_prompt(prompt, name="prompt", tokenizer=None):
             cut = tokenizer.decode(ids[limit - 1 : -1]).strip()
             warnings.warn(
                 f"{name} is {len(ids)} tokens long and the text encoder reads only {limit}, "
-                f"so this end is ignored: {_quote(cut)}. Put what matters first, or shorten the {name}.",
+                f"so this end is ignored: {shorten(cut, 160)}. Put what matters first, or shorten the {name}.",
                 PromptTooLongWarning,
                 stacklevel=3,
             )

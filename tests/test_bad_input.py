@@ -250,8 +250,8 @@ def bad_models(tmp_path):
     (tmp_path / "a-file.txt").write_text("not a model")
     (tmp_path / "empty").mkdir()
     truncated = tiny_copy(tmp_path)
-    weights = next(truncated.glob("unet/*.safetensors"))
-    weights.write_bytes(weights.read_bytes()[:100])
+    for weights in truncated.glob("unet/*.safetensors"):  # the fp16 variant and the float32 file
+        weights.write_bytes(weights.read_bytes()[:100])
     no_index = tmp_path / "no-index"
     shutil.copytree(truncated, no_index)
     (no_index / "model_index.json").unlink()
@@ -303,8 +303,8 @@ def test_a_partly_downloaded_real_model_says_so(tmp_path):
 
 def pickle_folder(tmp_path):
     folder = tiny_copy(tmp_path)
-    weights = next(folder.glob("unet/*.safetensors"))
-    weights.rename(weights.with_suffix(".bin"))
+    for weights in folder.glob("unet/*.safetensors"):
+        weights.rename(weights.with_suffix(".bin"))
     return folder
 
 
@@ -373,17 +373,21 @@ def test_other_runtime_errors_are_not_called_out_of_memory(pipe, monkeypatch):
 
 
 def test_settings_the_machine_cannot_hold_are_refused_with_the_estimate(pipe, monkeypatch):
-    monkeypatch.setattr(validate, "available_memory", lambda pipe: 8 * 2**30)
+    monkeypatch.setattr(validate, "available_memory", lambda pipe: 16 * 2**30)
     monkeypatch.setattr(pipe, "t2v_model_id", t2v.MODEL_ID)
     monkeypatch.setattr(pipe.unet, "forward", lambda *a, **k: pytest.fail("the model ran"))
     with pytest.raises(SettingError) as caught:
-        t2v.generate(pipe, "a cat", steps=2, frames=1024, height=1024, width=1024)
+        t2v.generate(pipe, "a cat", steps=2, frames=1024, height=256, width=256)
     message = str(caught.value)
-    assert message.startswith("frames=1024 ") and "GiB" in message and "8.0 GiB" in message
+    assert message.startswith("frames=1024 ") and "GiB" in message and "16.0 GiB" in message
     frames = int(caught.value.suggestion.split("=")[1])
     assert 1 <= frames < 1024
     # The suggestion fits the same estimate.
-    t2v.check_settings(pipe, "a cat", 2, frames, 1024, 1024, 9.0, 0)
+    t2v.check_settings(pipe, "a cat", 2, frames, 256, 256, 9.0, 0)
+    # Where no frame count fits, the size is what to lower.
+    with pytest.raises(SettingError) as caught:
+        t2v.check_settings(pipe, "a cat", 2, 16, 4096, 4096, 9.0, 0)
+    assert "height=256" in caught.value.suggestion
 
 
 def test_the_tiny_model_is_not_held_to_the_full_models_estimate(pipe, monkeypatch):
@@ -418,3 +422,35 @@ def test_a_stop_is_a_message_and_exit_130(how, tmp_path, capsys, monkeypatch):
 def test_debug_shows_the_traceback(capsys, monkeypatch):
     code, err = cli_error(["a cat", "--steps", "0", "--debug"], capsys, monkeypatch)
     assert code == 2 and "Traceback" in err and "steps=0" in err
+
+
+# --- attacks on the checks themselves -------------------------------------------------------------
+
+anything = st.one_of(
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**6000),
+    st.floats(),
+    st.text(max_size=3000),
+    st.binary(max_size=50),
+    st.lists(st.integers(), max_size=500),
+    st.fractions(),
+    st.integers(-10, 10**6).map(np.int64),
+    st.floats(width=32).map(np.float32),
+    st.none(),
+    st.booleans(),
+)
+
+
+@checks
+@given(name=st.sampled_from(["prompt", "steps", "frames", "height", "width", "guidance", "seed", "negative_prompt"]), value=anything)
+def test_any_value_is_either_plain_and_json_safe_or_refused_in_one_short_line(name, value):
+    args = {**GOOD, name: value, "negative_prompt": None}
+    args[name] = value
+    try:
+        checked = t2v.check_settings(None, **args, scheduler="dpm")
+    except SettingError as error:
+        message = str(error)
+        assert "\n" not in message and len(message) < 400 and message.startswith(f"{name}="), message[:500]
+        return
+    json.dumps(checked)
+    assert all(type(v) in (int, float, str, type(None)) for v in checked.values()), checked
