@@ -7,6 +7,7 @@
 """
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -123,7 +124,8 @@ def explain(error):
             "hidden in the file, so it is refused by default. If you trust where the files came from, add "
             "--allow-pickle; better, convert them to safetensors."
         )
-    message = " ".join(str(error).split()).replace("load_pipeline('tiny')", "--model tiny")  # one paragraph
+    # One paragraph: line breaks (from a library's own message) become spaces; spaces inside quoted values stay.
+    message = re.sub(r"\s*\n\s*", " ", str(error).strip()).replace("load_pipeline('tiny')", "--model tiny")
     return f"--model: {message}" if isinstance(error, (BadModelError, ModelNotAvailableError)) else message
 
 
@@ -165,6 +167,7 @@ def run_generate(args, parser):
     A user error exits with code 2 and one paragraph (the traceback too with --debug);
     Ctrl-C or SIGTERM exits with code 130 and says what was kept.
     """
+    prompts = None
     try:
         prompts = check_arguments(args)
         pipe = load(args)
@@ -173,6 +176,8 @@ def run_generate(args, parser):
     except USER_ERRORS as error:
         if args.debug:
             traceback.print_exc()
+        if prompts is None:  # a bad argument: show the usage line, as argparse does
+            parser.print_usage(sys.stderr)
         parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}\n")
     except KeyboardInterrupt:
         if args.debug:

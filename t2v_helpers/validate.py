@@ -250,7 +250,7 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
     if name in STEP_LIMITS and _is_whole(steps) and steps > limit:
         allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (more steps fail or give NaN frames)"
         raise SettingError("steps", steps, "is more than this scheduler can take", allowed, f"steps={limit}")
-    checked["steps"] = check_whole_number("steps", steps, 1, MAX_STEPS, min(25, limit))
+    checked["steps"] = check_whole_number("steps", steps, 1, limit, min(25, limit))
     checked["frames"] = check_whole_number("frames", frames, 1, MAX_FRAMES, 16)
     # The VAE shrinks frames 8x (the real model); 8 also keeps H.264's even sizes.
     multiple = max(8, getattr(pipe, "vae_scale_factor", 8))

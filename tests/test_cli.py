@@ -57,7 +57,7 @@ def test_python_dash_m_is_the_same_command():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--steps", "0"], "steps=0 is out of range. Allowed: a whole number from 1 to 1000. Try steps=1."),
+        (["--steps", "0"], "steps=0 is out of range. Allowed: a whole number from 1 to 999. Try steps=1."),  # dpm takes up to 999
         (["--frames", "5000"], "frames=5000 is out of range"),
         (["--seed", "-1"], "seed=-1 is out of range"),
         (["--scheduler", "dpmm"], "Try scheduler='dpm'"),
