@@ -24,8 +24,11 @@ class VideoResult:
     elapsed_s: float = 0.0
 
 
-def leaner_settings(pipe, frames, height, width):
-    """Concrete changes that need less memory (GPU or CPU) than these settings, most effective first. Notebook 04."""
+def leaner_settings(pipe, frames, height, width, gpu=True):
+    """Concrete changes that need less memory than these settings, most effective first. Notebook 04.
+
+    `gpu=False` (out of CPU memory) leaves out offloading, which moves weights from the GPU to the CPU.
+    """
     tips = []
     if frames > 1:
         tips.append(f"frames={frames // 2} (memory grows with the number of frames)")
@@ -35,9 +38,8 @@ def leaner_settings(pipe, frames, height, width):
         tips.append("pipe.vae.enable_slicing() (decodes one frame at a time)")
     runtime = getattr(pipe, "t2v_runtime", None)
     offload = runtime.offload if runtime else "none"
-    if _on_cpu(pipe):
-        # Offload moves models between CPU and GPU memory; without a GPU it saves nothing.
-        offload = "sequential"
+    if not gpu:
+        offload = "sequential"  # no offload tip: it would fill the CPU memory that ran out
     if offload == "none":
         tips.append("load_pipeline(..., offload='model') (keeps only the running model on the GPU)")
     if offload != "sequential":
@@ -48,6 +50,11 @@ def leaner_settings(pipe, frames, height, width):
 
 # What torch's CPU allocator says when the machine's memory runs out (c10/core/impl/alloc_cpu.cpp).
 CPU_OUT_OF_MEMORY = "DefaultCPUAllocator: can't allocate memory"
+
+
+def _memory_kind(message):
+    """'CPU' or 'GPU': which memory ran out, by torch's message."""
+    return "CPU" if CPU_OUT_OF_MEMORY in message else "GPU"
 
 
 def _seconds(s):
@@ -121,8 +128,8 @@ def generate(
 
     `height`/`width` default to the model's own size (256 for the real model). `seed=None`
     draws a random seed, recorded in the result. `on_step(step, steps, latents)` is called
-    after every denoising step. Bad settings raise SettingError (a ValueError) before any
-    model work. If the GPU runs out of memory, GPUMemoryError lists leaner settings;
+    after every denoising step. NaN or infinite frames raise NonFiniteFramesError. Bad settings raise SettingError (a ValueError) before any
+    model work. If the GPU (or the CPU's memory) runs out, GPUMemoryError lists leaner settings;
     with `retry_leaner=True` it first retries once with half the frames and VAE slicing.
     """
     default_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
@@ -134,18 +141,18 @@ def generate(
     height, width, guidance, seed = checked["height"], checked["width"], checked["guidance"], checked["seed"]
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     asked_frames = frames
-    where = "CPU" if _on_cpu(pipe) else "GPU"
 
     start = time.perf_counter()
     output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
     if out_of_memory and retry_leaner and frames > 1:
         frames = frames // 2
         pipe.vae.enable_slicing()
-        print(f"Out of {where} memory with frames={asked_frames}: retrying once with frames={frames} and VAE slicing.")
+        print(f"Out of {_memory_kind(out_of_memory)} memory with frames={asked_frames}: retrying once with frames={frames} and VAE slicing.")
         start = time.perf_counter()
         output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
     if out_of_memory:
-        tips = "; ".join(leaner_settings(pipe, frames, height, width))
+        where = _memory_kind(out_of_memory)
+        tips = "; ".join(leaner_settings(pipe, frames, height, width, gpu=where == "GPU"))
         retry = "" if retry_leaner else " Or pass retry_leaner=True to retry once with half the frames."
         raise GPUMemoryError(
             f"The {where} ran out of memory making {frames} frames of {width}x{height} ({out_of_memory}). "

@@ -93,7 +93,7 @@ def check_prompt(prompt, name="prompt", tokenizer=None):
             cut = tokenizer.decode(ids[limit - 1 : -1]).strip()
             warnings.warn(
                 f"{name} is {len(ids)} tokens long and the text encoder reads only {limit}, "
-                f"so this end is ignored: {shorten(cut, 160)}. Put what matters first, or shorten the {name}.",
+                f"so this end is ignored: {shorten(cut, 400)}. Put what matters first, or shorten the {name}.",
                 PromptTooLongWarning,
                 stacklevel=3,
             )
