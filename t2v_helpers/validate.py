@@ -196,7 +196,8 @@ def check_memory(pipe, frames, height, width):
     """Refuse frames and sizes whose predicted peak memory (t2v_helpers.memory) is well over what this machine has. Notebook 07.
 
     The prediction describes the full-size model, so the built-in tiny model is not held to it.
-    Refused when the peak is over 1.5 times the available memory: the estimate carries its own
+    Refused when what the run adds (the peak less the weights already loaded) is over 1.5 times the
+    available memory: the estimate carries its own
     margin, and a little over may still run (slowly, swapping); far over cannot.
     """
     from .memory import GIB, predict
@@ -210,13 +211,18 @@ def check_memory(pipe, frames, height, width):
     runtime = getattr(pipe, "t2v_runtime", None)
     mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
     options = dict(height=height, width=width, dtype=pipe.unet.dtype, vae_slicing=getattr(pipe.vae, "use_slicing", True))
-    needed = predict(mode, frames=frames, **options).peak
-    if needed <= 1.5 * free:
+
+    def needed(frames):
+        # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
+        prediction = predict(mode, frames=frames, **options)
+        return prediction.peak - (prediction.weights if mode == "none" else 0)
+
+    if needed(frames) <= 1.5 * free:
         return
-    fitting = [f for f in range(frames - 1, 0, -1) if predict(mode, frames=f, **options).peak <= free]
+    fitting = [f for f in range(frames - 1, 0, -1) if needed(f) <= free]
     where = "GPU" if runtime and runtime.device == "cuda" else "computer"
     allowed = f"settings whose predicted peak fits the {free / GIB:.1f} GiB this {where} has free"
-    problem = f"at {width}x{height} needs about {needed / GIB:.1f} GiB by t2v_helpers.memory's estimate, far over what is free"
+    problem = f"at {width}x{height} needs about {needed(frames) / GIB:.1f} GiB more by t2v_helpers.memory's estimate, far over what is free"
     if fitting:
         raise SettingError("frames", frames, problem, allowed, f"frames={fitting[0]}")
     raise SettingError("frames", frames, problem, allowed, "height=256, width=256 (the size the model was trained on)")
