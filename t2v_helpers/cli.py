@@ -24,7 +24,7 @@ from .errors import (
     VideoExportError,
     shorten,
 )
-from .pipeline import default_model, load_pipeline
+from .pipeline import check_model, default_model, load_pipeline
 from .schedulers import check_scheduler_name, scheduler_names, set_scheduler
 from .validate import check_output_dir, check_prompt, check_settings
 
@@ -111,6 +111,8 @@ def check_arguments(args, name_prompts="--prompts"):
         prompts = [(None, check_prompt(DEFAULT_PROMPT if prompt is None else prompt))]  # "" is refused, not replaced
     scheduler = check_scheduler_name(args.scheduler)
     check_settings(None, prompts[0][1], args.steps, args.frames, None, None, 9.0, args.seed, scheduler=scheduler)
+    if args.model != "auto":
+        check_model(args.model)
     check_output_dir(args.out, name="--out", create=True)
     return prompts
 
