@@ -28,7 +28,8 @@ SCHEDULERS = {
 
 # The most steps each scheduler takes and still gives finite frames, with the model's
 # scheduler config (1000 training steps). Found by experiment: tools/find_step_limits.py runs
-# each scheduler's loop for every step count near 1000 (and a sample below), and the
+# each scheduler's loop for every step count near 1000 (and a sample below; its output is in
+# benchmarks/results/step-limits.txt), and the
 # tests/test_bad_input.py check runs one step past each limit. At 1000 steps DDIM and PNDM raise
 # IndexError at the first step; DPM, DEIS and UniPC repeat a timestep (h = 0) and end in NaN.
 STEP_LIMITS = {
