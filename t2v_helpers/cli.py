@@ -7,17 +7,47 @@
 """
 
 import argparse
+import re
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
-from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, SettingError, VideoExportError
-from .pipeline import default_model, load_pipeline
+from .errors import (
+    BadModelError,
+    GPUMemoryError,
+    ModelNotAvailableError,
+    NonFiniteFramesError,
+    PickleWeightsError,
+    SettingError,
+    VideoExportError,
+    shorten,
+)
+from .pipeline import check_model, default_model, load_pipeline
 from .schedulers import check_scheduler_name, scheduler_names, set_scheduler
 from .validate import check_output_dir, check_prompt, check_settings
 
 # Errors whose message already tells the user what to change: print it, no traceback.
-USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError)
+USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError)
 DEFAULT_PROMPT = "Spiderman is surfing"
+# A prompts file is a few lines of text; reading stops here (so /dev/zero or a video by mistake cannot fill memory).
+MAX_PROMPTS_BYTES = 1_000_000
+# Exit codes: 2 for anything the user can change (argparse's own), 130 for a stop (128 + SIGINT, as shells do).
+EXIT_USER_ERROR = 2
+EXIT_STOPPED = 130
+STOPPED = "Stopped; nothing was saved for the current video (videos finished before it are kept)."
+
+
+def _whole_number(text):
+    """argparse type: an int, refused briefly (not echoing 5000 digits) when the text is not one."""
+    digits = text.strip().lstrip("+-")
+    if digits.isdigit() and len(digits) > 30:
+        raise argparse.ArgumentTypeError(f"{text[:12]}... is a number of {len(digits)} digits; use a whole number such as 25")
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number; use one such as 25") from None
 
 
 def add_generate_options(parser, prompt_required=False):
@@ -31,22 +61,36 @@ def add_generate_options(parser, prompt_required=False):
         help="a text file with one prompt per line; blank lines and lines starting with # are skipped",
     )
     parser.add_argument("--model", default="auto", help="'auto' (default: the real model if a GPU and its weights are at hand, else 'tiny'), 'tiny', or a model id or folder")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
-    parser.add_argument("--frames", type=int, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
-    parser.add_argument("--seed", type=int, default=0, help="the same seed and settings give the same video (default 0)")
+    parser.add_argument("--steps", type=_whole_number, default=25, help="denoising steps (default 25)")
+    parser.add_argument("--frames", type=_whole_number, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
+    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
     parser.add_argument("--scheduler", default="dpm", help=f"one of {', '.join(scheduler_names())} (default dpm)")
     parser.add_argument("--out", default="outputs", help="folder for the MP4s and their JSON sidecars (default outputs)")
     parser.add_argument("--gif", action="store_true", help="also write a GIF of each video")
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle (.bin) weights; pickle can run any code hidden in the file, so use it only for a model you trust",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
 def read_prompts(path, name="--prompts"):
     """[(line number, prompt), ...] from a file of one prompt per line; blank and # lines skipped. README: Command line."""
+    allowed = f"a UTF-8 text file of at most {MAX_PROMPTS_BYTES // 1000} kB with one prompt per line"
+    if not str(path).strip():
+        raise SettingError(name, str(path), "is empty", allowed, f"{name} prompts.txt")
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, "rb") as file:
+            data = file.read(MAX_PROMPTS_BYTES + 1)
+        if len(data) > MAX_PROMPTS_BYTES:
+            raise SettingError(name, str(path), f"is larger than {MAX_PROMPTS_BYTES // 1000} kB", allowed, "a file with only the prompts")
+        # utf-8-sig: a byte-order mark (which some editors write) is not part of the first line.
+        lines = data.decode("utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
-        raise SettingError(name, str(path), f"cannot be read ({reason})", "a UTF-8 text file with one prompt per line", f"{name} prompts.txt") from None
+        raise SettingError(name, str(path), f"cannot be read ({reason})", allowed, f"{name} prompts.txt") from None
     prompts = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise SettingError(name, str(path), "has no prompts", "a text file with one prompt per line", "writing a prompt on its first line")
@@ -54,20 +98,37 @@ def read_prompts(path, name="--prompts"):
 
 
 def check_arguments(args, name_prompts="--prompts"):
-    """Check every setting before the model loads (which can take minutes); return [(line, prompt), ...]. README: Command line."""
-    if args.prompts and getattr(args, "prompt", None) is not None:
+    """Check every setting before the model loads (which can take minutes); return [(line, prompt), ...]. README: Command line.
+
+    The prompts come back as checked plain text, ready for generate().
+    """
+    if args.prompts is not None and getattr(args, "prompt", None) is not None:
         raise SettingError("prompt", args.prompt, "was given together with --prompts", "a prompt or --prompts FILE, not both", "one of them")
-    if args.prompts:
-        prompts = read_prompts(args.prompts, name_prompts)
-        for number, prompt in prompts:
-            check_prompt(prompt, f"{args.prompts} line {number}")
+    if args.prompts is not None:  # "" is refused by read_prompts, not taken for "no file"
+        prompts = [(number, check_prompt(prompt, f"{args.prompts} line {number}")) for number, prompt in read_prompts(args.prompts, name_prompts)]
     else:
         prompt = getattr(args, "prompt", None)
-        prompts = [(None, DEFAULT_PROMPT if prompt is None else prompt)]  # "" is refused, not replaced
-    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, 9.0, args.seed)
-    check_scheduler_name(args.scheduler)
+        prompts = [(None, check_prompt(DEFAULT_PROMPT if prompt is None else prompt))]  # "" is refused, not replaced
+    scheduler = check_scheduler_name(args.scheduler)
+    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, 9.0, args.seed, scheduler=scheduler)
+    if args.model != "auto":
+        check_model(args.model)
     check_output_dir(args.out, name="--out", create=True)
     return prompts
+
+
+def explain(error):
+    """The one-paragraph message for a user error, worded for the command line. README: Command line."""
+    if isinstance(error, PickleWeightsError):
+        names = ", ".join(p.name for p in error.files) or "pickle files"
+        return (
+            f"--model has pickle weights and no safetensors for them ({names}). Loading pickle can run any code "
+            "hidden in the file, so it is refused by default. If you trust where the files came from, add "
+            "--allow-pickle; better, convert them to safetensors."
+        )
+    # One paragraph: line breaks (from a library's own message) become spaces; spaces inside quoted values stay.
+    message = re.sub(r"\s*\n\s*", " ", str(error).strip()).replace("load_pipeline('tiny')", "--model tiny")
+    return f"--model: {message}" if isinstance(error, (BadModelError, ModelNotAvailableError)) else message
 
 
 def load(args, **options):
@@ -76,6 +137,8 @@ def load(args, **options):
     if model == "auto":
         model, why = default_model()
         print(why)
+    if getattr(args, "allow_pickle", False):
+        options["allow_pickle"] = True
     pipe = load_pipeline(model, **options)
     set_scheduler(pipe, args.scheduler)
     # One bar of our own per video (below) replaces diffusers' bar.
@@ -93,7 +156,7 @@ def make_video(pipe, prompt, args, out_dir, label=""):
     with tqdm(total=args.steps, desc=f"{label}{prompt[:40]}", unit="step", leave=False, file=sys.stderr) as bar:
         result = generate(pipe, prompt, steps=args.steps, frames=args.frames, seed=args.seed, on_step=lambda *_: bar.update(1))
     saved = save_video(result, out_dir, gif=args.gif)
-    print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {prompt!r}")
+    print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {shorten(prompt, 80)}")
     for path in (saved.mp4, saved.gif, saved.sidecar):
         if path:
             print(f"Wrote {path}")
@@ -101,18 +164,33 @@ def make_video(pipe, prompt, args, out_dir, label=""):
 
 
 def run_generate(args, parser):
-    """Check the arguments, load the model once and make every video; `parser` reports errors. README: Command line."""
+    """Check the arguments, load the model once and make every video; `parser` reports errors. README: Command line.
+
+    A user error exits with code 2 and one paragraph (the traceback too with --debug);
+    Ctrl-C or SIGTERM exits with code 130 and says what was kept.
+    """
+    prompts = None
     try:
         prompts = check_arguments(args)
-    except ValueError as error:
-        parser.error(str(error))
-    try:
         pipe = load(args)
         for i, (number, prompt) in enumerate(prompts, 1):
             make_video(pipe, prompt, args, args.out, label=f"{i}/{len(prompts)} " if len(prompts) > 1 else "")
     except USER_ERRORS as error:
-        parser.exit(1, f"{parser.prog}: error: {error}\n")
+        if args.debug:
+            traceback.print_exc()
+        if prompts is None:  # a bad argument: show the usage line, as argparse does
+            parser.print_usage(sys.stderr)
+        parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}\n")
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        parser.exit(EXIT_STOPPED, f"\n{parser.prog}: {STOPPED}\n")
     return 0
+
+
+def _stop_on_sigterm(signum, frame):
+    # SIGTERM (a scheduler's kill, `timeout`) stops like Ctrl-C: the same clean-up and message.
+    raise KeyboardInterrupt
 
 
 def build_parser(prog="t2v"):
@@ -133,7 +211,13 @@ def main(argv=None, prog="t2v"):
     """Run the `t2v` command line; `argv` defaults to sys.argv[1:]. README: Command line."""
     parser, generate = build_parser(prog)
     args = parser.parse_args(argv)
-    return run_generate(args, generate)
+    if threading.current_thread() is not threading.main_thread():
+        return run_generate(args, generate)  # only the main thread may set signal handlers
+    before = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return run_generate(args, generate)
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,25 @@ Each class subclasses the built-in error that code already catches for the same
 trouble, so `except ValueError` or `except torch.OutOfMemoryError` keeps working.
 """
 
+import math
+
 import torch
 
 
-def _short(value, limit=60):
+def shorten(value, limit=60):
+    """`value` for a message: its repr, or for a long one its start, its end and its length. Notebook 04."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 150:
+        # repr() of a number over 4300 digits raises ValueError; its length says enough.
+        digits = math.floor(math.log10(abs(value))) + 1  # repr() would raise past 4300 digits
+        return f"<a number of about {digits} digits>"
     text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 15]}...{text[-10:]} ({len(value)} characters)"
+    if len(text) <= limit:
+        return text
+    try:
+        size = f"{len(value)} characters"
+    except TypeError:  # no len(): a long repr of some other object
+        size = f"{len(text)} characters shown"
+    return f"{text[: limit - 15]}...{text[-10:]} ({size})"
 
 
 class SettingError(ValueError):
@@ -17,11 +30,7 @@ class SettingError(ValueError):
 
     def __init__(self, name, value, problem, allowed, suggestion):
         self.name, self.value, self.allowed, self.suggestion = name, value, allowed, suggestion
-        try:
-            shown = _short(value)
-        except TypeError:  # no len(): a long repr of some other object
-            shown = repr(value)[:60]
-        super().__init__(f"{name}={shown} {problem}. Allowed: {allowed}. Try {suggestion}.")
+        super().__init__(f"{name}={shorten(value)} {problem}. Allowed: {allowed}. Try {suggestion}.")
 
 
 class PromptTooLongWarning(UserWarning):
@@ -36,6 +45,10 @@ class GPUMemoryError(torch.OutOfMemoryError):
     """
 
 
+class NonFiniteFramesError(ArithmeticError):
+    """The model made NaN or infinite values instead of a video; the message says what to change. Notebook 04."""
+
+
 class ModelNotAvailableError(OSError):
     """The model's weights are neither in the local cache nor downloadable now. Notebook 02.
 
@@ -44,8 +57,19 @@ class ModelNotAvailableError(OSError):
     """
 
 
+class BadModelError(ValueError):
+    """The model name or folder cannot be a model (a file, empty, truncated, asks for its own code). Notebook 02."""
+
+
 class PickleWeightsError(ValueError):
-    """The model has only pickle (`.bin`) weights, which can run code when loaded. Notebook 02."""
+    """The model has only pickle (`.bin`) weights, which can run code when loaded. Notebook 02.
+
+    `files` lists them, so the command line can word the way out as its `--allow-pickle`.
+    """
+
+    def __init__(self, message, files=()):
+        super().__init__(message)
+        self.files = list(files)
 
 
 class VideoExportError(OSError):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import GPUMemoryError
+from .errors import GPUMemoryError, NonFiniteFramesError
 from .schedulers import scheduler_name
 from .validate import MAX_SEED, check_settings
 
@@ -26,8 +26,11 @@ class VideoResult:
     elapsed_s: float = 0.0
 
 
-def leaner_settings(pipe, frames, height, width):
-    """Concrete changes that need less GPU memory than these settings, most effective first. Notebook 04."""
+def leaner_settings(pipe, frames, height, width, gpu=True):
+    """Concrete changes that need less memory than these settings, most effective first. Notebook 04.
+
+    `gpu=False` (out of CPU memory) leaves out offloading, which moves weights from the GPU to the CPU.
+    """
     tips = []
     if frames > 1:
         tips.append(f"frames={frames // 2} (memory grows with the number of frames)")
@@ -37,12 +40,23 @@ def leaner_settings(pipe, frames, height, width):
         tips.append("pipe.vae.enable_slicing() (decodes one frame at a time)")
     runtime = getattr(pipe, "t2v_runtime", None)
     offload = runtime.offload if runtime else "none"
+    if not gpu:
+        offload = "sequential"  # no offload tip: it would fill the CPU memory that ran out
     if offload == "none":
         tips.append("load_pipeline(..., offload='model') (keeps only the running model on the GPU)")
     if offload != "sequential":
         tips.append("load_pipeline(..., offload='sequential') (one layer at a time on the GPU; much slower)")
-    tips.append("restart the runtime if an earlier pipeline or video is still in GPU memory")
+    tips.append("restart the runtime if an earlier pipeline or video is still in memory")
     return tips
+
+
+# What torch's CPU allocator says when the machine's memory runs out (c10/core/impl/alloc_cpu.cpp).
+CPU_OUT_OF_MEMORY = "DefaultCPUAllocator: can't allocate memory"
+
+
+def _memory_kind(message):
+    """'CPU' or 'GPU': which memory ran out, by torch's message."""
+    return "CPU" if CPU_OUT_OF_MEMORY in message else "GPU"
 
 
 def _seconds(s):
@@ -66,7 +80,7 @@ def _progress_bar(pipe, steps):
 
 
 def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step):
-    """Run the pipeline: (output, None), or (None, torch's message) when the GPU ran out of memory."""
+    """Run the pipeline: (output, None), or (None, torch's message) when the GPU or the CPU ran out of memory."""
     notice = _on_cpu(pipe) and not getattr(pipe, "t2v_cpu_notice_shown", False)
     step_ends = []
     bar = _progress_bar(pipe, steps)
@@ -103,8 +117,11 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
             callback=callback,
         )
         return output, None
-    except torch.OutOfMemoryError as error:
-        # Keep only the text: the error's traceback holds the failed call's GPU tensors.
+    except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError too
+        # Out of CPU memory is a plain RuntimeError from torch's CPU allocator; other RuntimeErrors are bugs.
+        if not isinstance(error, torch.OutOfMemoryError) and CPU_OUT_OF_MEMORY not in str(error):
+            raise
+        # Keep only the text: the error's traceback holds the failed call's tensors.
         message = (str(error).strip() or "out of memory").splitlines()[0][:200]
     finally:
         bar.close()
@@ -133,15 +150,18 @@ def generate(
 
     `height`/`width` default to the model's own size (256 for the real model). `seed=None`
     draws a random seed, recorded in the result. `on_step(step, steps, latents)` is called
-    after every denoising step. Bad settings raise SettingError (a ValueError) before any
-    model work. If the GPU runs out of memory, GPUMemoryError lists leaner settings;
+    after every denoising step. NaN or infinite frames raise NonFiniteFramesError. Bad settings raise SettingError (a ValueError) before any
+    model work. If the GPU (or the CPU's memory) runs out, GPUMemoryError lists leaner settings;
     with `retry_leaner=True` it first retries once with half the frames and VAE slicing.
     """
     default_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     height = default_size if height is None else height
     width = default_size if width is None else width
-    check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt)
-    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else int(seed)
+    checked = check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt)
+    # From here on only the checked values: plain int, float and str, whatever came in.
+    prompt, negative_prompt, steps, frames = checked["prompt"], checked["negative_prompt"], checked["steps"], checked["frames"]
+    height, width, guidance, seed = checked["height"], checked["width"], checked["guidance"], checked["seed"]
+    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     asked_frames = frames
 
     start = time.perf_counter()
@@ -149,17 +169,20 @@ def generate(
     if out_of_memory and retry_leaner and frames > 1:
         frames = frames // 2
         pipe.vae.enable_slicing()
-        print(f"Out of GPU memory with frames={asked_frames}: retrying once with frames={frames} and VAE slicing.")
+        print(f"Out of {_memory_kind(out_of_memory)} memory with frames={asked_frames}: retrying once with frames={frames} and VAE slicing.")
         start = time.perf_counter()
         output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
     if out_of_memory:
-        tips = "; ".join(leaner_settings(pipe, frames, height, width))
+        where = _memory_kind(out_of_memory)
+        tips = "; ".join(leaner_settings(pipe, frames, height, width, gpu=where == "GPU"))
         retry = "" if retry_leaner else " Or pass retry_leaner=True to retry once with half the frames."
         raise GPUMemoryError(
-            f"The GPU ran out of memory making {frames} frames of {width}x{height} ({out_of_memory}). "
+            f"The {where} ran out of memory making {frames} frames of {width}x{height} ({out_of_memory}). "
             f"Each of these needs less memory: {tips}.{retry}"
         )
     elapsed = time.perf_counter() - start
+    video = output.frames[0]  # `.frames` holds a batch of videos; this call makes one
+    _check_finite(pipe, video, steps)
     settings = dict(
         model=getattr(pipe, "t2v_model_id", pipe.name_or_path),
         negative_prompt=negative_prompt or "",
@@ -172,5 +195,25 @@ def generate(
     )
     if frames != asked_frames:
         settings["frames_asked"] = asked_frames
-    # `.frames` holds a batch of videos; this call makes one, so keep `.frames[0]`.
-    return VideoResult(output.frames[0], prompt, seed, settings, elapsed)
+    return VideoResult(video, prompt, seed, settings, elapsed)
+
+
+def _check_finite(pipe, video, steps):
+    """Raise NonFiniteFramesError if any value is NaN or infinite: such frames save as black or garbage."""
+    bad = ~np.isfinite(video)
+    if not bad.any():
+        return
+    frames_hit = int(bad.reshape(len(video), -1).any(axis=1).sum())
+    dtype = str(pipe.unet.dtype).replace("torch.", "")
+    name = scheduler_name(pipe)
+    if dtype == "float32":
+        change = f"Try fewer steps, such as steps={min(steps, 50)}, or another scheduler such as 'ddim' (the weights are float32 already)"
+    else:
+        change = (
+            "Try float32 weights, load_pipeline(..., dtype=torch.float32), since float16 overflows more easily; "
+            f"or fewer steps, such as steps={min(steps, 50)}, or another scheduler such as 'ddim'"
+        )
+    raise NonFiniteFramesError(
+        f"The model made NaN or infinite values in {frames_hit} of {len(video)} frames (scheduler {name!r}, "
+        f"steps={steps}, {dtype}), so there is no video to keep and nothing was saved. {change}."
+    )

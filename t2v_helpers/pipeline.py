@@ -1,14 +1,16 @@
 """Load the text-to-video pipeline: model, dtype, device and offload, chosen and explained. Notebook 02."""
 
+import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import ModelNotAvailableError, PickleWeightsError, SettingError
+from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
 from .tiny import TINY_MODEL_ID, build_tiny_model
 from .validate import check_choice
 
@@ -16,6 +18,10 @@ MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
 OFFLOAD_MODES = ("auto", "model", "sequential", "none")
 # Weight files that Python's pickle reads, and pickle can run any code while it reads.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# A hub id: 'name' or 'owner/name', letters, digits, '-', '_' and '.' (huggingface_hub's rule).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+# Libraries whose classes a model_index.json may name; any other module is code shipped with the model.
+KNOWN_LIBRARIES = ("diffusers", "transformers")
 
 
 @dataclass
@@ -113,8 +119,56 @@ def pickle_only_weights(folder):
     return sorted(p for p in found if not any(p.parent.glob("*.safetensors")))
 
 
+def check_model(model_id):
+    """Refuse a model name that cannot be a model, before any loading: BadModelError says what to change. Notebook 02.
+
+    Accepts 'tiny', a hub id ('owner/name') that is not a folder here, or a folder holding a
+    diffusers model_index.json whose parts are diffusers and transformers classes only (a model
+    that names its own code is refused: that code would run on this machine).
+    """
+    try_instead = "Try 'tiny', the model id 'ali-vilab/text-to-video-ms-1.7b', or the folder a model was downloaded to"
+    if not isinstance(model_id, (str, os.PathLike)) or not str(model_id).strip():
+        raise BadModelError(f"Model {model_id!r} is empty: it names no model. {try_instead}.")
+    model_id = str(model_id)
+    if model_id == TINY_MODEL_ID:
+        return
+    path = Path(model_id).expanduser()
+    if path.is_file():
+        raise BadModelError(f"Model {model_id!r} is a file; a model is a folder or a hub id. {try_instead}.")
+    if not path.exists():
+        looks_like_path = model_id.startswith((".", "/", "~")) or "\\" in model_id or model_id.count("/") > 1
+        if looks_like_path or not HUB_ID.fullmatch(model_id):
+            raise BadModelError(
+                f"Model {shorten(model_id, 80)} is neither a folder here nor a hub model id (ids look like "
+                f"'owner/name': letters, digits, '-', '_' and '.', no spaces). Check the spelling. {try_instead}."
+            )
+        return
+    index = path / "model_index.json"
+    redownload = f"Download the model again (`hf download MODEL_ID --local-dir {model_id}`), or {try_instead[4:].lower()}"
+    if not index.is_file():
+        raise BadModelError(f"Model folder {model_id!r} has no model_index.json, so it is empty, incomplete or not a diffusers model. {redownload}.")
+    try:
+        parts = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise BadModelError(f"Model folder {model_id!r} has a model_index.json that cannot be read ({error}). {redownload}.") from None
+    if not isinstance(parts, dict):
+        raise BadModelError(f"Model folder {model_id!r} has a model_index.json that is not a table of parts. {redownload}.")
+    own_code = sorted(
+        name
+        for name, value in parts.items()
+        if name in ("custom_pipeline", "_custom_pipeline")
+        or (isinstance(value, list) and value and value[0] not in (*KNOWN_LIBRARIES, None))
+    )
+    if own_code:
+        raise BadModelError(
+            f"Model folder {model_id!r} asks to run its own code for {', '.join(own_code)} (model_index.json names "
+            f"modules other than {' and '.join(KNOWN_LIBRARIES)}); code shipped with a model is never run here. "
+            f"Use a model whose parts are diffusers and transformers classes, such as 'tiny' or {MODEL_ID!r}."
+        )
+
+
 def _not_available_message(model_id, error):
-    from huggingface_hub import constants
+    from huggingface_hub import constants, try_to_load_from_cache
 
     if constants.HF_HUB_OFFLINE:
         why = "HF_HUB_OFFLINE=1 forbids downloading it"
@@ -124,8 +178,11 @@ def _not_available_message(model_id, error):
         retry = "or set HF_HUB_OFFLINE=1 to stop trying the hub"
     folder = "models--" + model_id.replace("/", "--")
     detail = " ".join(str(error).split())[:300]
+    # A download cut short leaves model_index.json without the weights.
+    partly = isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)
+    where = "only partly in" if partly else "not in"
     return (
-        f"Cannot load model {model_id!r}: it is not in the local cache {constants.HF_HUB_CACHE} and {why}. "
+        f"Cannot load model {model_id!r}: it is {where} the local cache {constants.HF_HUB_CACHE} and {why}. "
         f"On a machine with internet, run `hf download {model_id}` and copy the folder {folder} from its "
         f"cache (~/.cache/huggingface/hub) into {constants.HF_HUB_CACHE} here, {retry}. "
         f"To follow along without it, use the tiny model: load_pipeline('tiny'). (diffusers said: {detail})"
@@ -182,6 +239,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     """
     from diffusers import DiffusionPipeline
 
+    check_model(model_id)
     runtime = choose_runtime(offload, dtype)
     path = model_path(model_id)
     local = Path(path).is_dir()
@@ -192,15 +250,22 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
             raise PickleWeightsError(
                 f"Model {model_id!r} has pickle weights and no safetensors for them ({names}). Loading "
                 "pickle can run any code hidden in the file, so it is refused by default. If you trust "
-                "where the files came from, pass allow_pickle=True; better, convert them to safetensors."
+                "where the files came from, pass allow_pickle=True; better, convert them to safetensors.",
+                unsafe,
             )
     try:
         # trust_remote_code is never passed: a model repository cannot run its own code here.
         pipe = DiffusionPipeline.from_pretrained(
             path, dtype=runtime.dtype, variant="fp16", use_safetensors=None if allow_pickle else True
         )
-    except OSError as error:
+    except Exception as error:  # noqa: BLE001  (a damaged folder fails in many ways: OSError, ValueError, SafetensorError...)
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         if local:
+            raise BadModelError(
+                f"Model folder {model_id!r} could not be loaded: it is incomplete or damaged ({detail}). "
+                f"Download it again, or use a complete model folder, 'tiny' or {MODEL_ID!r}."
+            ) from error
+        if not isinstance(error, (OSError, ValueError)):  # ValueError: some files missing, as after a cut download
             raise
         raise ModelNotAvailableError(_not_available_message(model_id, error)) from error
     place(pipe, runtime.offload, runtime.device, vae_slicing)

@@ -26,6 +26,24 @@ SCHEDULERS = {
     "deis": (DEISMultistepScheduler, {}),
 }
 
+# The most steps each scheduler takes and still gives finite frames, with the model's
+# scheduler config (1000 training steps). Found by experiment: tools/find_step_limits.py runs
+# each scheduler's loop for every step count near 1000 (and a sample below; its output is in
+# benchmarks/results/step-limits.txt), and the
+# tests/test_bad_input.py check runs one step past each limit. At 1000 steps DDIM and PNDM raise
+# IndexError at the first step; DPM, DEIS and UniPC repeat a timestep (h = 0) and end in NaN.
+STEP_LIMITS = {
+    "ddim": 999,
+    "dpm": 999,
+    "dpm++2m-karras": 1000,
+    "unipc": 999,
+    "euler": 1000,
+    "euler-a": 1000,
+    "heun": 1000,
+    "pndm": 999,
+    "deis": 999,
+}
+
 
 def scheduler_names():
     """The registered scheduler names, in the order above. Notebook 03."""

@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .errors import PromptTooLongWarning, SettingError
+from .errors import PromptTooLongWarning, SettingError, shorten
 
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000  # the model was trained on 1000 noise levels; no scheduler takes more steps
@@ -37,6 +37,8 @@ def _is_whole(value):
 
 
 def _what_is_wrong(value, whole):
+    if _is_whole(value):
+        return "is out of range"
     if isinstance(value, str):
         return "is text, not a number"
     if _as_number(value) is None:
@@ -66,7 +68,7 @@ def check_whole_number(name, value, low, high, default):
 
 
 def check_prompt(prompt, name="prompt", tokenizer=None):
-    """Refuse a missing or blank prompt; warn when the text encoder will cut its end. Notebook 04.
+    """Return the prompt as plain text; refuse a missing, blank or non-Unicode one; warn when the encoder cuts its end. Notebook 04.
 
     With `tokenizer` (such as `pipe.tokenizer`), a prompt longer than the encoder's
     77 tokens gives a PromptTooLongWarning that quotes the part that is cut.
@@ -75,6 +77,14 @@ def check_prompt(prompt, name="prompt", tokenizer=None):
         problem = "is empty" if isinstance(prompt, str) else "is not text"
         allowed = "some words describing the video, up to 77 tokens (about 50 words)"
         raise SettingError(name, prompt, problem, allowed, f"{name}={EXAMPLE_PROMPT!r}")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate: what Python makes of a byte that is not UTF-8 in a command line or file name.
+        problem = f"holds a character that is not text at position {error.start} (a byte that is not UTF-8, or half of a pair)"
+        allowed = "text that can be written as UTF-8"
+        raise SettingError(name, prompt, problem, allowed, "retyping it, or saving the file it came from as UTF-8") from None
+    prompt = str(prompt)  # a str subclass such as numpy.str_ becomes plain text
     if tokenizer is not None:
         limit = tokenizer.model_max_length
         ids = tokenizer(prompt, verbose=False).input_ids
@@ -83,7 +93,7 @@ def check_prompt(prompt, name="prompt", tokenizer=None):
             cut = tokenizer.decode(ids[limit - 1 : -1]).strip()
             warnings.warn(
                 f"{name} is {len(ids)} tokens long and the text encoder reads only {limit}, "
-                f"so this end is ignored: {cut!r}. Put what matters first, or shorten the {name}.",
+                f"so this end is ignored: {shorten(cut, 400)}. Put what matters first, or shorten the {name}.",
                 PromptTooLongWarning,
                 stacklevel=3,
             )
@@ -131,7 +141,7 @@ def check_fps(fps):
         return float(fps)
     number = _as_number(fps)
     nearest = 8 if number is None else min(MAX_FPS, max(1, number))
-    allowed = f"frames per second from 1 to {MAX_FPS} (the model was trained on 8)"
+    allowed = f"frames per second from 1 to {MAX_FPS} (ModelScope plays its videos at 8)"
     raise SettingError("fps", fps, _what_is_wrong(fps, False), allowed, f"fps={nearest:g}")
 
 
@@ -162,26 +172,98 @@ def check_output_dir(folder, name="out_dir", create=False):
     return folder
 
 
-def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None):
-    """Refuse settings the model cannot take, with a message that says what to change. Notebook 04.
+def available_memory(pipe):
+    """Bytes the run can still use: free GPU memory on a GPU, else the system's available memory; None if unknown. Notebook 07."""
+    runtime = getattr(pipe, "t2v_runtime", None)
+    if runtime is not None and runtime.device == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(0)[0]
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(pipe, frames, height, width):
+    """Refuse frames and sizes whose predicted peak memory (t2v_helpers.memory) is well over what this machine has. Notebook 07.
+
+    The prediction describes the full-size model, so the built-in tiny model is not held to it.
+    Refused when what the run adds (the peak less the weights already loaded) is over 1.5 times the
+    available memory: the estimate carries its own
+    margin, and a little over may still run (slowly, swapping); far over cannot.
+    """
+    from .memory import GIB, predict
+    from .tiny import TINY_MODEL_ID
+
+    if pipe is None or getattr(pipe, "t2v_model_id", None) == TINY_MODEL_ID:
+        return
+    free = available_memory(pipe)
+    if not free:
+        return
+    runtime = getattr(pipe, "t2v_runtime", None)
+    mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
+    options = dict(height=height, width=width, dtype=pipe.unet.dtype, vae_slicing=getattr(pipe.vae, "use_slicing", True))
+
+    def needed(frames):
+        # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
+        prediction = predict(mode, frames=frames, **options)
+        return prediction.peak - (prediction.weights if mode == "none" else 0)
+
+    if needed(frames) <= 1.5 * free:
+        return
+    fitting = [f for f in range(frames - 1, 0, -1) if needed(f) <= free]
+    where = "GPU" if runtime and runtime.device == "cuda" else "computer"
+    allowed = f"settings whose predicted peak fits the {free / GIB:.1f} GiB this {where} has free"
+    problem = f"at {width}x{height} needs about {needed(frames) / GIB:.1f} GiB more by t2v_helpers.memory's estimate, far over what is free"
+    if fitting:
+        raise SettingError("frames", frames, problem, allowed, f"frames={fitting[0]}")
+    raise SettingError("frames", frames, problem, allowed, "height=256, width=256 (the size the model was trained on)")
+
+
+def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None):
+    """Refuse settings the model cannot take; return them as plain Python values. Notebook 04.
 
     `pipe` may be None to check before a model is loaded (as the command line does);
-    with a pipeline, the size must suit its VAE and a long prompt warns what is cut.
-    `height`/`width` None mean the model's own size.
+    with a pipeline, the size must suit its VAE, a long prompt warns what is cut, the
+    steps must suit its scheduler, and the predicted memory must fit the machine.
+    `scheduler` names the scheduler when there is no pipeline yet. `height`/`width` None
+    mean the model's own size. Returns a dict of the checked values as int, float and str
+    (numpy numbers and Fractions converted once, here), which callers use from then on.
     """
+    from .schedulers import STEP_LIMITS, scheduler_name
+
     tokenizer = getattr(pipe, "tokenizer", None)
-    check_prompt(prompt, "prompt", tokenizer)
+    checked = {"prompt": check_prompt(prompt, "prompt", tokenizer)}
     if negative_prompt is not None and negative_prompt != "":
         if not isinstance(negative_prompt, str):
             suggestion = "negative_prompt='blurry, low quality'"
             raise SettingError("negative_prompt", negative_prompt, "is not text", "text or None", suggestion)
-        check_prompt(negative_prompt, "negative_prompt", tokenizer)
-    check_whole_number("steps", steps, 1, MAX_STEPS, 25)
-    check_whole_number("frames", frames, 1, MAX_FRAMES, 16)
+        if not negative_prompt.strip():
+            allowed = "words for what the video should not show, or '' (or None) for none"
+            raise SettingError("negative_prompt", negative_prompt, "is blank", allowed, "negative_prompt='' to leave it out")
+        negative_prompt = check_prompt(negative_prompt, "negative_prompt", tokenizer)
+    checked["negative_prompt"] = negative_prompt or None
+    name = scheduler or (scheduler_name(pipe) if pipe is not None else None)
+    limit = STEP_LIMITS.get(name, MAX_STEPS)
+    if name in STEP_LIMITS and _is_whole(steps) and steps > limit:
+        allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (more steps fail or give NaN frames)"
+        raise SettingError("steps", steps, "is more than this scheduler can take", allowed, f"steps={limit}")
+    checked["steps"] = check_whole_number("steps", steps, 1, limit, min(25, limit))
+    checked["frames"] = check_whole_number("frames", frames, 1, MAX_FRAMES, 16)
     # The VAE shrinks frames 8x (the real model); 8 also keeps H.264's even sizes.
     multiple = max(8, getattr(pipe, "vae_scale_factor", 8))
-    for name, value in (("height", height), ("width", width)):
-        if value is not None:
-            check_size(name, value, multiple)
-    check_guidance(guidance)
-    check_seed(seed)
+    for key, value in (("height", height), ("width", width)):
+        checked[key] = None if value is None else check_size(key, value, multiple)
+    checked["guidance"] = check_guidance(guidance)
+    checked["seed"] = check_seed(seed)
+    if checked["height"] and checked["width"]:
+        check_memory(pipe, checked["frames"], checked["height"], checked["width"])
+    return checked

@@ -165,13 +165,13 @@ def _publish_one(path, write):
 
 def write_mp4(frames, path, fps=MODEL_FPS):
     """Write an H.264 / yuv420p MP4 that browsers play; refuses to replace a file. Notebook 04."""
-    check_fps(fps)
+    fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     return _publish_one(path, _mp4_writer(to_uint8(frames), fps, Path(path).name))
 
 
 def write_gif(frames, path, fps=MODEL_FPS):
     """Write a looping GIF; refuses to replace a file. Notebook 04."""
-    check_fps(fps)
+    fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     return _publish_one(path, _gif_writer(to_uint8(frames), fps))
 
 
@@ -216,7 +216,7 @@ def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_fr
     A taken name (also one taken meanwhile by another process) moves them all to `-2`,
     `-3`, ...; if any file fails, none is kept, so no video is left without its sidecar.
     """
-    check_fps(fps)
+    fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     frames = to_uint8(frames)
     out_dir = check_output_dir(out_dir, create=True)
     writers = {".mp4": _mp4_writer(frames, fps, f"{stem}.mp4")}

@@ -180,7 +180,7 @@ def test_the_command_line_says_the_same_without_a_traceback(tmp_path):
     env.pop("HF_HUB_CACHE", None)
     command = [sys.executable, "-m", "t2v_helpers", "a red fox", "--model", t2v.MODEL_ID, "--out", str(tmp_path / "out")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"hf download {t2v.MODEL_ID}" in done.stderr and "HF_HUB_OFFLINE=1" in done.stderr
     out = tmp_path / "out"
