@@ -9,7 +9,6 @@ versions, every time, the medians, their spread and the load average before and 
 """
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -18,8 +17,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import RESULTS_DIR, _load_average, machine
-from t2v_helpers.video import free_stem
+from t2v_helpers.bench import OUT_DIR, _load_average, machine, save_results
 
 DTYPES = ("float32", "float16", "bfloat16")
 SETTING = dict(num_inference_steps=2, num_frames=8, height=128, width=128)
@@ -28,7 +26,7 @@ SETTING = dict(num_inference_steps=2, num_frames=8, height=128, width=128)
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the JSON file")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the JSON file")
     args = parser.parse_args(argv)
 
     path = t2v.model_path("tiny")
@@ -62,9 +60,7 @@ def main(argv=None):
         spread_s={name: [min(runs), max(runs)] for name, runs in times.items()},
         ratio_to_float32={name: median[name] / median["float32"] for name in DTYPES},
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = (args.out / free_stem(args.out, "cpu-fp16-vs-fp32", (".json",))).with_suffix(".json")
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out = save_results(results, "cpu-fp16-vs-fp32", args.out)
     print(f"tiny model, {SETTING}, {results['machine']['torch_threads']} threads, load average {load_before} -> {results['load_after']}")
     for name in DTYPES:
         low, high = results["spread_s"][name]

@@ -10,7 +10,6 @@ spread, and each call's peak RSS (resident set size: the process's RAM). It writ
 benchmarks/results/cpu-forward-chunking.json and never overwrites an existing file.
 """
 
-import json
 import os
 import statistics
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 
 from t2v_helpers.architecture import build_full_size_pipeline
-from t2v_helpers.bench import RESULTS_DIR, _reset_peak_rss, _rss_bytes, machine
+from t2v_helpers.bench import _reset_peak_rss, _rss_bytes, machine, save_results
 
 ROUNDS = 5
 FRAMES, SIZE = 8, 128  # an eighth of the lesson's 16 frames of 256 x 256, so that 12 calls fit in minutes on 2 cores
@@ -70,12 +69,7 @@ def main():
         ratio_max=max(ratios),
         peak_rss_median={name: statistics.median(p) for name, p in peaks.items()},
     )
-    path = RESULTS_DIR / "cpu-forward-chunking.json"
-    number = 2
-    while path.exists():
-        path = RESULTS_DIR / f"cpu-forward-chunking-{number}.json"
-        number += 1
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    path = save_results(results, "cpu-forward-chunking")
     print(f"one UNet call, float32, {FRAMES} frames of {SIZE}x{SIZE}, batch 2, load average {load_before:.1f} -> {results['load_after']:.1f}")
     for name in ("on", "off"):
         print(f"chunking {name:3}: median {results['median_s'][name]:.2f} s, peak RSS {results['peak_rss_median'][name] / 2**30:.2f} GiB")

@@ -9,14 +9,13 @@ each pair and their spread. It writes benchmarks/results/cpu-preview-costs.json 
 never overwrites an existing file.
 """
 
-import json
 import os
 from datetime import date
 
 import torch
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import RESULTS_DIR, machine
+from t2v_helpers.bench import machine, save_results
 
 REPEATS = 7
 SIZES = ((8, 32), (16, 256))  # (frames, pixels a side)
@@ -47,10 +46,7 @@ def main():
         torch_threads=torch.get_num_threads(),
         runs=runs,
     )
-    path, number = RESULTS_DIR / "cpu-preview-costs.json", 2
-    while path.exists():
-        path, number = RESULTS_DIR / f"cpu-preview-costs-{number}.json", number + 1
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    path = save_results(results, "cpu-preview-costs")
     print("wrote", path)
 
 

@@ -361,6 +361,13 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
     return results, (paths[".json"], paths[".md"])
 
 
+def save_results(results, stem, out_dir=OUT_DIR):
+    """Publish `results` as `stem`.json in `out_dir` (a free name: nothing replaced or written through a link). Notebook 07."""
+    from .publish import json_text, publish
+
+    return publish(out_dir, stem, {".json": lambda path: Path(path).write_text(json_text(results), encoding="utf-8")})[".json"]
+
+
 def load_results(name="cpu-full", folder=None):
     """The committed benchmark results `name` (e.g. 'cpu-full'), shipped with the package: no network. Notebook 07."""
     folder = Path(folder) if folder else RESULTS_DIR

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,12 @@ def test_the_table_has_no_heading_of_its_own(name):
     assert not [line for line in table.splitlines() if line.lstrip().startswith("#")], table[:200]
     assert table.startswith(f"**{results['title']}**\n")
     assert table == (bench.RESULTS_DIR / f"{name}.md").read_text()
+
+
+@pytest.mark.parametrize("script", sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_every_benchmark_script_imports_what_exists(script):
+    """The scripts that made the committed results must still run against today's package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{script.stem}", script)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
