@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .errors import GPUMemoryError
+from .fast import check_fast_settings
 from .schedulers import scheduler_name
 from .validate import MAX_SEED, check_settings
 
@@ -119,6 +120,7 @@ def generate(
     height = default_size if height is None else height
     width = default_size if width is None else width
     check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt)
+    check_fast_settings(pipe, steps, guidance, negative_prompt)
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else int(seed)
     asked_frames = frames
 
