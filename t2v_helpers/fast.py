@@ -99,6 +99,7 @@ def build_tiny_lora(path=None, *, rebuild=False):
             )
             torch.manual_seed(seed)
             get_peft_model(unet, config).save_pretrained(staging / style)
+            (staging / style / "README.md").unlink(missing_ok=True)  # peft's model-card template: not part of the adapter
         note = {"what": "random LoRAs for the tiny model; their videos are noise", "version": TINY_LORA_VERSION}
         (staging / "TINY_LORA.json").write_text(json.dumps(note, indent=2))
         if path.exists():
@@ -223,3 +224,19 @@ def compile_unet(pipe, **options):
     """
     pipe.unet.compile(**options)
     return pipe.unet
+
+
+def switch_scheduler(pipe, name, style=MCM_STYLES[0]):
+    """Set the named scheduler; 'lcm' also merges the MCM LoRA, any other undoes it. Notebook 08.
+
+    What the studio's scheduler menu and `t2v generate --fast` call, so that the few-step
+    scheduler never runs without the LoRA it was distilled with.
+    """
+    fast = getattr(pipe, "t2v_fast", None)
+    if name == "lcm" and not fast:
+        return make_fast(pipe, style, verbose=False)
+    if name != "lcm" and fast:
+        undo_fast(pipe, verbose=False)
+    if name != "lcm":
+        set_scheduler(pipe, name)
+    return getattr(pipe, "t2v_fast", None)

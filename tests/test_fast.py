@@ -27,10 +27,18 @@ def test_tiny_lora_is_laid_out_like_the_hub_repository(tmp_path):
         assert {p.name for p in (root / style).iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
     config = json.loads((root / "modelscopet2v-webvid" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA"
-    names = config["target_modules"]
-    assert any(n.endswith("attn1.to_q") for n in names) and any(n.endswith("resnets.0.conv1") for n in names)
-    assert any(n.endswith("time_emb_proj") for n in names) and any("temp_attentions" in n for n in names)
-    assert not any("temp_convs" in n for n in names), "3D temporal convolutions are left out, as MCM does"
+
+
+def test_the_lora_adapts_exactly_mcms_layers(fresh_pipe):
+    from peft import PeftModel
+
+    expected = fast.mcm_target_modules(fresh_pipe.unet)
+    assert any(n.endswith("attn1.to_q") for n in expected) and any(n.endswith("resnets.0.conv1") for n in expected)
+    assert any(n.endswith("time_emb_proj") for n in expected) and any("temp_attentions" in n for n in expected)
+    assert not any("temp_convs" in n for n in expected), "3D temporal convolutions are left out, as MCM does"
+    wrapped = PeftModel.from_pretrained(fresh_pipe.unet, str(fast.build_tiny_lora()), subfolder=fast.MCM_STYLES[0])
+    adapted = sorted(name.removeprefix("base_model.model.") for name, module in wrapped.named_modules() if hasattr(module, "lora_A"))
+    assert adapted == sorted(expected)
 
 
 def test_tiny_lora_is_deterministic_and_never_replaces_a_foreign_folder(tmp_path):
@@ -130,8 +138,8 @@ def test_settings_that_do_not_fit_the_distilled_model_warn(fresh_pipe):
     assert _fast_warnings(fresh_pipe, steps=4, guidance=1.0) == []
     (message,) = _fast_warnings(fresh_pipe, steps=2, guidance=9.0)
     assert "guidance=9" in message and "distilled" in message and "guidance=1" in message
-    (message,) = _fast_warnings(fresh_pipe, steps=25, guidance=1.0)
-    assert "steps=25" in message and "1 to 4 steps" in message
+    (message,) = _fast_warnings(fresh_pipe, steps=fast.MAX_FAST_STEPS + 1, guidance=1.0)
+    assert f"steps={fast.MAX_FAST_STEPS + 1}" in message and "1 to 4 steps" in message
     (message,) = _fast_warnings(fresh_pipe, steps=2, guidance=1.0, negative_prompt="blurry")
     assert "negative_prompt is ignored" in message
 
@@ -150,3 +158,18 @@ def test_compiled_unet_gives_the_same_frames(fresh_pipe):
         compiled = t2v.generate(fresh_pipe, "a cat", steps=2, guidance=1.0, **SMALL).frames
     assert counter.calls == 2
     np.testing.assert_allclose(compiled, eager, atol=1e-3)
+
+
+def test_diffusers_own_lora_loader_does_not_reach_this_unet(fresh_pipe):
+    """Why the lesson uses peft directly: UNet3DConditionModel has no load_lora_adapter in diffusers 0.42.1."""
+    with pytest.raises(AttributeError, match="load_lora_adapter"):
+        fresh_pipe.load_lora_weights(str(fast.build_tiny_lora()), subfolder=fast.MCM_STYLES[0], weight_name="adapter_model.safetensors")
+
+
+def test_scheduler_menu_switches_the_lora_on_and_off(fresh_pipe):
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    assert fast.switch_scheduler(fresh_pipe, "lcm").style == fast.MCM_STYLES[0]
+    assert fast.switch_scheduler(fresh_pipe, "lcm").style == fast.MCM_STYLES[0]  # already on: no second merge
+    assert fast.switch_scheduler(fresh_pipe, "dpm") is None
+    assert t2v.scheduler_name(fresh_pipe) == "dpm"
+    assert all(torch.equal(weights[k], v) for k, v in fresh_pipe.unet.state_dict().items())
