@@ -208,13 +208,6 @@ def check_fast_settings(pipe, steps, guidance, negative_prompt=None):
             FastSettingWarning,
             stacklevel=3,
         )
-    if lcm and not fast:
-        warnings.warn(
-            "The LCM scheduler without the MCM LoRA: the original UNet was not distilled for it, so few steps give a "
-            "blurred video. Call t2v.make_fast(pipe), which merges the LoRA and sets this scheduler.",
-            FastSettingWarning,
-            stacklevel=3,
-        )
 
 
 def compile_unet(pipe, **options):

@@ -144,12 +144,6 @@ def test_settings_that_do_not_fit_the_distilled_model_warn(fresh_pipe):
     assert "negative_prompt is ignored" in message
 
 
-def test_lcm_without_the_lora_warns(fresh_pipe):
-    t2v.set_scheduler(fresh_pipe, "lcm")
-    (message,) = _fast_warnings(fresh_pipe, steps=2, guidance=1.0)
-    assert "make_fast" in message
-
-
 def test_compiled_unet_gives_the_same_frames(fresh_pipe):
     fast.make_fast(fresh_pipe, verbose=False)
     eager = t2v.generate(fresh_pipe, "a cat", steps=2, guidance=1.0, **SMALL).frames
