@@ -167,3 +167,33 @@ def test_scheduler_menu_switches_the_lora_on_and_off(fresh_pipe):
     assert fast.switch_scheduler(fresh_pipe, "dpm") is None
     assert t2v.scheduler_name(fresh_pipe) == "dpm"
     assert all(torch.equal(weights[k], v) for k, v in fresh_pipe.unet.state_dict().items())
+
+
+def test_command_line_fast_mode_uses_the_lora_steps_and_guidance(tmp_path):
+    from t2v_helpers import cli
+
+    cli.main(["generate", "a cat", "--model", "tiny", "--fast", "--frames", "2", "--out", str(tmp_path)])
+    (sidecar,) = tmp_path.glob("*.json")
+    settings = json.loads(sidecar.read_text())["settings"]
+    assert (settings["scheduler"], settings["steps"], settings["guidance"]) == ("lcm", 4, 1.0)
+
+
+def test_command_line_refuses_an_unknown_style_before_loading(capsys, tmp_path):
+    from t2v_helpers import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "a cat", "--model", "tiny", "--fast", "anime", "--out", str(tmp_path)])
+    assert "style='anime' is not an MCM LoRA style" in capsys.readouterr().err
+
+
+def test_studio_scheduler_menu_reaches_few_step_mode(fresh_pipe, tmp_path):
+    studio = t2v.Studio(fresh_pipe, tmp_path / "outputs", steps=2, frames=2, height=32, width=32, seed=0)
+    studio.scheduler.value = "lcm"
+    assert (studio.steps.value, studio.guidance.value) == (4, 1.0)
+    studio.make_video()
+    assert studio.last_error is None and fresh_pipe.t2v_fast.style == t2v.MCM_STYLES[0]
+    studio.load({"steps": 3, "scheduler": "lcm"})
+    assert studio.steps.value == 3, "a loaded history entry keeps its own steps"
+    studio.load({"scheduler": "dpm", "steps": 2})
+    studio.make_video()
+    assert not fresh_pipe.t2v_fast and t2v.scheduler_name(fresh_pipe) == "dpm"
