@@ -370,7 +370,7 @@ def run(which="tiny", out_dir=RESULTS_DIR, device=None, configs=None, timeout=90
     if which not in SETS:
         from .errors import SettingError
 
-        raise SettingError("which", which, "is not a benchmark set", f"one of {list(SETS)}", "which='tiny'")
+        raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full', or 'fast-tiny' or 'fast-full' (notebook 08)", "which='tiny'")
     configs = configs or SETS[which](device)
     started = time.perf_counter()
     runs = []
