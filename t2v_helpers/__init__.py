@@ -6,6 +6,7 @@ Each function's docstring names the notebook that teaches it.
 from .compare import DEFAULT_RUNS, Comparison, compare_schedulers, count_unet_calls, format_table, save_comparison, save_grid, show_table, tile_videos
 from .denoise import Denoising, capture_denoising, decode_latents, pick_steps, preview_costs, preview_latents, views_at_steps
 from .environment import environment_report, gpu_info, library_versions
+from .fast import MCM_STYLES, FastSettingWarning, make_fast, undo_fast
 from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, PromptTooLongWarning, SettingError, VideoExportError
 from .generate import VideoResult, check_settings, generate
 from .pipeline import MODEL_ID, OFFLOAD_MODES, choose_runtime, default_model, load_pipeline, model_path, parameter_counts

@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import statistics
+from contextlib import nullcontext
 import subprocess
 import sys
 import time
@@ -60,6 +61,42 @@ def _full_configs(device):
     ]
 
 
+def _fast_configs(device, model):
+    """DPM-25 with guidance against LCM-4 without, each with and without torch.compile. Notebook 08."""
+    if model == "tiny":
+        base = dict(model="tiny", device=device, dtype="float16" if device == "cuda" else "float32", frames=4, size=64)
+    elif device == "cuda":
+        base = dict(model="full", device="cuda", dtype="float16", frames=16, size=256)
+    else:
+        # On 2 shared CPU cores: bfloat16 and 4 frames, 1 timed step of each (after the warm-up call), extrapolated.
+        base = dict(model="full", device="cpu", dtype="bfloat16", frames=4, size=256)
+    run_steps = (3, 4) if device == "cuda" or model == "tiny" else (1, 1)
+    base.update(offload="none", vae_slicing=True)
+    return [
+        dict(base, scheduler=name, fast=name == "lcm", guidance=guidance, steps=steps, video_steps=video_steps, compile=compiled)
+        for compiled in (False, True)  # uncompiled first: if time runs out, the comparison of schedulers is complete
+        for name, guidance, steps, video_steps in (("dpm", 9.0, run_steps[0], REAL_STEPS), ("lcm", 1.0, run_steps[1], 4))
+    ]
+
+
+def _prepare_fast(pipe, config):
+    """Set the scheduler (and, for LCM, the MCM LoRA), compile if asked. Notebook 08.
+
+    The full-size model has random weights and no LoRA to merge: a merged UNet has the
+    same layers as the plain one, so it only gets the LCM scheduler.
+    """
+    from . import fast
+    from .schedulers import set_scheduler
+
+    if config.get("fast") and config["model"] == "tiny":
+        pipe.t2v_model_id = "tiny"
+        fast.make_fast(pipe, verbose=False)
+    else:
+        set_scheduler(pipe, config["scheduler"])
+    if config.get("compile"):
+        fast.compile_unet(pipe)
+
+
 def _rss_bytes(field):
     """VmRSS or VmHWM (the peak) of this process, from /proc; None where there is no /proc."""
     try:
@@ -98,6 +135,8 @@ def measure(config):
     cuda = config["device"] == "cuda"
     load_start = time.perf_counter()
     pipe = _load(config)
+    if "scheduler" in config:
+        _prepare_fast(pipe, config)
     result = dict(config, load_s=time.perf_counter() - load_start, rss_after_load=_rss_bytes("VmRSS"))
     if cuda:
         torch.cuda.synchronize()
@@ -129,19 +168,35 @@ def measure(config):
                 torch.cuda.reset_peak_memory_stats()
             _reset_peak_rss()
 
-    pipe.vae.decode = timed_decode
-    start = time.perf_counter()
-    with torch.inference_mode():
+    from .compare import count_unet_calls
+
+    def call(steps, output_type, callback=None):
         pipe(
             PROMPT,
-            num_inference_steps=config["steps"],
+            num_inference_steps=steps,
             num_frames=config["frames"],
             height=config["size"],
             width=config["size"],
+            guidance_scale=config.get("guidance", 9.0),
             generator=torch.Generator("cpu").manual_seed(0),
-            output_type="np",
+            output_type=output_type,
             callback=callback,
         )
+
+    pipe.vae.decode = timed_decode
+    # The counter's hook goes on before any compiled call: a hook added later would recompile.
+    with count_unet_calls(pipe) as counter, torch.inference_mode():
+        if "scheduler" in config:
+            # One step, no decoding: the first call's cost (torch.compile compiles here).
+            first = time.perf_counter()
+            call(1, "latent")
+            if cuda:
+                torch.cuda.synchronize()
+            result["first_call_s"] = time.perf_counter() - first
+            counter.calls = 0
+        start = time.perf_counter()
+        call(config["steps"], "np", callback)
+    result["unet_calls"], result["unet_batch"] = counter.calls, counter.batch
     if cuda:
         torch.cuda.synchronize()
     end = time.perf_counter()
@@ -158,6 +213,10 @@ def measure(config):
     result["end_to_end_s"] = end - start
     extra = end - start - sum(steps) - result["decode_s"]
     result[f"estimated_{REAL_STEPS}_steps_s"] = steps[0] + result["step_s"] * (REAL_STEPS - 1) + result["decode_s"] + extra
+    video_steps = config.get("video_steps", REAL_STEPS)
+    result["estimated_video_s"] = steps[0] + result["step_s"] * (video_steps - 1) + result["decode_s"] + extra
+    # One evaluation = one row of the UNet's batch: with guidance, each call evaluates prompt and negative prompt.
+    result["unet_evaluations_per_video"] = result["unet_calls"] // config["steps"] * video_steps * result["unet_batch"]
     return result
 
 
@@ -320,11 +379,11 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
     from .publish import json_text, publish
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if which not in ("tiny", "full"):
+    if which not in SETS:
         from .errors import SettingError
 
-        raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full'", "which='tiny'")
-    configs = configs or (_tiny_configs(device) if which == "tiny" else _full_configs(device))
+        raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full', or 'fast-tiny' or 'fast-full' (notebook 08)", "which='tiny'")
+    configs = configs or SETS[which](device)
     started = time.perf_counter()
     runs = []
     for config in configs:
@@ -336,12 +395,21 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
         f"'est. {REAL_STEPS} steps' = first step + {REAL_STEPS - 1} x s per step + VAE decode: extrapolated, not run.",
         "Load average is the 1-minute load of the machine, which other jobs shared; above the core count, times are inflated.",
     ]
-    if which == "full":
+    if which.startswith("fast"):
+        notes[1] = ("'s per video' = first step + (steps per video - 1) x s per step + VAE decode: extrapolated where "
+                    "fewer steps ran than a video takes (25 for DPM, 4 for LCM). 'first call s' is one unrecorded 1-step call before "
+                    "the timed one, without decoding: with torch.compile it includes the compilation.")
+        notes.append("UNet evaluations per video = UNet calls per video x rows per call (2 with guidance: prompt and negative prompt).")
+    if which.endswith("full"):
         notes.insert(0, "Full-size = the real architecture of ali-vilab/text-to-video-ms-1.7b with random weights "
                         "(t2v_helpers.architecture); time and memory depend on shapes, not weight values.")
     if device == "cpu":
         notes.append("No GPU was available for this run, so there is no CUDA set here: offload modes need a GPU.")
-        if which == "full":
+        if which == "fast-full":
+            notes.append("CPU set cut to bfloat16, 4 frames and 1 timed step per setting (after the untimed warm-up call), "
+                         "so that it fits in about half an hour on 2 cores shared with other jobs; a setting that takes longer than the timeout is reported as failed. The full-size model has random weights and no LoRA: the LCM "
+                         "runs use the LCM scheduler on the plain UNet, whose layers and cost equal the merged one's.")
+        elif which == "full":
             notes.append("CPU set cut to 16 frames and 1 step: one float32 step takes minutes on 2 cores, so 64 frames "
                          "(4x longer) and more steps would not fit in 15 minutes. With 1 step, 's per step' includes "
                          "prompt encoding and warm-up, so it is an upper bound.")
@@ -351,14 +419,108 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
         machine=machine(),
         notes=notes,
         runs=runs,
-        overhead=overhead() if with_overhead else None,
+        overhead=overhead() if with_overhead and not which.startswith("fast") else None,
+        attention=_run_in_child(dict(configs[0], attention=True), timeout) if which.startswith("fast") and configs else None,
         total_s=time.perf_counter() - started,
     )
     paths = publish(out_dir, f"{device}-{which}", {
         ".json": lambda path: Path(path).write_text(json_text(results), encoding="utf-8"),
-        ".md": lambda path: Path(path).write_text(markdown(results), encoding="utf-8"),
+        ".md": lambda path: Path(path).write_text((markdown_fast if which.startswith("fast") else markdown)(results), encoding="utf-8"),
     })
     return results, (paths[".json"], paths[".md"])
+
+
+def attention_backends(config, rounds=2):
+    """Seconds per UNet call under each attention implementation that runs here, interleaved, medians. Notebook 08.
+
+    diffusers' `set_attention_backend` does not reach this UNet: its attention processor
+    (AttnProcessor2_0) calls torch's scaled_dot_product_attention (SDPA) directly. What
+    does apply is the processor (SDPA or the older matrix-product AttnProcessor) and, inside
+    SDPA, torch's kernel choice.
+    """
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    pipe = _load(config)
+    unet, dtype = pipe.unet, getattr(torch, config["dtype"])
+    latent = config["size"] // pipe.vae_scale_factor
+    sample = torch.randn(1, unet.config.in_channels, config["frames"], latent, latent, dtype=dtype, device=config["device"])
+    text = torch.randn(1, 77, unet.config.cross_attention_dim, dtype=dtype, device=config["device"])
+    kernels = {"SDPA, torch's choice": None, "SDPA, math kernel": SDPBackend.MATH}
+    if config["device"] == "cuda":  # on 2 CPU cores there is time for the two SDPA settings above only
+        kernels.update({"SDPA, flash kernel": SDPBackend.FLASH_ATTENTION, "SDPA, memory-efficient kernel": SDPBackend.EFFICIENT_ATTENTION})
+    times = {name: [] for name in [*kernels, "AttnProcessor (no SDPA)"]}
+
+    def once(name):
+        unet.set_attn_processor(AttnProcessor() if name.startswith("AttnProcessor") else AttnProcessor2_0())
+        backend = kernels.get(name)
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode(), (sdpa_kernel(backend) if backend else nullcontext()):
+                unet(sample, 500, encoder_hidden_states=text)
+        except RuntimeError as error:  # a kernel that cannot run here says so
+            return str(error).splitlines()[0][:120]
+        if config["device"] == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    errors = {}
+    for name in times:
+        once(name)  # warm-up
+    for i in range(rounds):
+        for name in (list(times) if i % 2 == 0 else list(reversed(times))):
+            took = once(name)
+            if isinstance(took, str):
+                errors[name] = took
+            else:
+                times[name].append(took)
+    return dict(
+        config={k: config[k] for k in ("model", "device", "dtype", "frames", "size")}, rounds=rounds,
+        median_s={name: statistics.median(t) for name, t in times.items() if t}, spread_s={name: [min(t), max(t)] for name, t in times.items() if t},
+        errors=errors,
+    )
+
+
+def markdown_fast(results):
+    """The fast-set results (DPM-25 against LCM-4, compiled or not) as Markdown. Notebook 08."""
+    text = markdown(dict(results, runs=[])).split("\n| model |")[0].rstrip() + "\n"
+    lines = [
+        "",
+        "| model | dtype | frames | size | scheduler | guidance | torch.compile | steps run | steps per video | UNet calls x batch | UNet evaluations per video | first call s | s per step | VAE decode s | s per video | peak RSS GiB (denoise) | load avg before / after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in results["runs"]:
+        head = f"| {run['model']} | {run['dtype']} | {run['frames']} | {run['size']} | {run['scheduler']} | {run['guidance']:g} | {'on' if run['compile'] else 'off'} | {run['steps']} | {run['video_steps']}"
+        load = f"{run.get('load_before') or 0:.2f} / {run.get('load_after') or 0:.2f}"
+        if "error" in run:
+            lines.append(f"{head} | failed: {run['error'][:80]} | | | | | | | {load} |")
+            continue
+        lines.append(
+            f"{head} | {run['unet_calls']} x {run['unet_batch']} | {run['unet_evaluations_per_video']} | {_seconds(run['first_call_s'])} | "
+            f"{_seconds(run['step_s'])} | {_seconds(run['decode_s'])} | {_seconds(run['estimated_video_s'])} | {_gib(run['peak_rss_denoise'])} | {load} |"
+        )
+    attention = results.get("attention") or {}
+    if attention.get("median_s"):
+        c = attention["config"]
+        lines += ["", f"One UNet call ({c['model']}, {c['dtype']}, {c['frames']} frames of {c['size']}x{c['size']}, batch 1), "
+                  f"median of {attention['rounds']} interleaved rounds after a warm-up:", "",
+                  "| attention | s per UNet call | spread s |", "|---|---|---|"]
+        for name, median in attention["median_s"].items():
+            low, high = attention["spread_s"][name]
+            lines.append(f"| {name} | {_seconds(median)} | {_seconds(low)} to {_seconds(high)} |")
+        lines += [f"| {name} | did not run: {why} | |" for name, why in attention.get("errors", {}).items()]
+    elif attention.get("error"):
+        lines += ["", f"Attention measurement failed: {attention['error']}"]
+    return text + "\n".join(lines) + "\n"
+
+
+SETS = {
+    "tiny": _tiny_configs,
+    "full": _full_configs,
+    "fast-tiny": lambda device: _fast_configs(device, "tiny"),
+    "fast-full": lambda device: _fast_configs(device, "full"),
+}
 
 
 def save_results(results, stem, out_dir=OUT_DIR):
@@ -383,13 +545,14 @@ def load_results(name="cpu-full", folder=None):
 def main(argv=None):
     """`python -m t2v_helpers.bench [--set tiny|full] [--out FOLDER] [--quick]`. Notebook 07."""
     parser = argparse.ArgumentParser(prog="python -m t2v_helpers.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--set", dest="which", choices=("tiny", "full"), default="tiny", help="tiny: seconds; full: the real architecture (minutes)")
+    parser.add_argument("--set", dest="which", choices=list(SETS), default="tiny", help="tiny: seconds; full: the real architecture (minutes); fast-tiny, fast-full: DPM-25 against LCM-4, with and without torch.compile (notebook 08)")
     parser.add_argument("--out", default=str(OUT_DIR), help="folder for the JSON and Markdown results")
     parser.add_argument("--quick", action="store_true", help="one tiny setting only, for a smoke test")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(json.loads(args.child))))
+        config = json.loads(args.child)
+        print(json.dumps(attention_backends(config) if config.get("attention") else measure(config)))
         return
     configs = None
     if args.quick:

@@ -24,8 +24,9 @@ from .errors import (
     VideoExportError,
     shorten,
 )
+from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_style, switch_scheduler
 from .pipeline import check_model, default_model, load_pipeline
-from .schedulers import check_scheduler_name, scheduler_names, set_scheduler
+from .schedulers import check_scheduler_name, scheduler_names
 from .validate import check_output_dir, check_prompt, check_settings
 
 # Errors whose message already tells the user what to change: print it, no traceback.
@@ -61,10 +62,15 @@ def add_generate_options(parser, prompt_required=False):
         help="a text file with one prompt per line; blank lines and lines starting with # are skipped",
     )
     parser.add_argument("--model", default="auto", help="'auto' (default: the real model if a GPU and its weights are at hand, else 'tiny'), 'tiny', or a model id or folder")
-    parser.add_argument("--steps", type=_whole_number, default=25, help="denoising steps (default 25)")
+    parser.add_argument("--steps", type=_whole_number, help="denoising steps (default 25; 4 with --fast)")
     parser.add_argument("--frames", type=_whole_number, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
     parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
     parser.add_argument("--scheduler", default="dpm", help=f"one of {', '.join(scheduler_names())} (default dpm)")
+    parser.add_argument(
+        "--fast", nargs="?", const=MCM_STYLES[0], metavar="STYLE",
+        help=f"few-step mode (notebook 08): the MCM LoRA (STYLE: one of {', '.join(MCM_STYLES)}; default {MCM_STYLES[0]}) "
+        f"with the LCM scheduler, {FAST_STEPS} steps and guidance {FAST_GUIDANCE:g}",
+    )
     parser.add_argument("--out", default="outputs", help="folder for the MP4s and their JSON sidecars (default outputs)")
     parser.add_argument("--gif", action="store_true", help="also write a GIF of each video")
     parser.add_argument(
@@ -109,8 +115,13 @@ def check_arguments(args, name_prompts="--prompts"):
     else:
         prompt = getattr(args, "prompt", None)
         prompts = [(None, check_prompt(DEFAULT_PROMPT if prompt is None else prompt))]  # "" is refused, not replaced
+    if args.fast:
+        args.fast = check_style(args.fast)
+        args.scheduler = "lcm"
+    if args.steps is None:
+        args.steps = FAST_STEPS if args.fast else 25
     scheduler = check_scheduler_name(args.scheduler)
-    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, 9.0, args.seed, scheduler=scheduler)
+    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, guidance(args), args.seed, scheduler=scheduler)
     if args.model != "auto":
         check_model(args.model)
     check_output_dir(args.out, name="--out", create=True)
@@ -131,6 +142,11 @@ def explain(error):
     return f"--model: {message}" if isinstance(error, (BadModelError, ModelNotAvailableError)) else message
 
 
+def guidance(args):
+    """The guidance scale: 9.0, the article's, or 1.0 for the few-step LCM scheduler. README: Command line."""
+    return FAST_GUIDANCE if args.scheduler == "lcm" else 9.0
+
+
 def load(args, **options):
     """Load the model the arguments ask for, with their scheduler; 'auto' says which it chose. README: Command line."""
     model = args.model
@@ -140,7 +156,7 @@ def load(args, **options):
     if getattr(args, "allow_pickle", False):
         options["allow_pickle"] = True
     pipe = load_pipeline(model, **options)
-    set_scheduler(pipe, args.scheduler)
+    switch_scheduler(pipe, args.scheduler, args.fast or MCM_STYLES[0])
     # One bar of our own per video (below) replaces diffusers' bar.
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -154,7 +170,7 @@ def make_video(pipe, prompt, args, out_dir, label=""):
     from .video import save_video
 
     with tqdm(total=args.steps, desc=f"{label}{prompt[:40]}", unit="step", leave=False, file=sys.stderr) as bar:
-        result = generate(pipe, prompt, steps=args.steps, frames=args.frames, seed=args.seed, on_step=lambda *_: bar.update(1))
+        result = generate(pipe, prompt, steps=args.steps, frames=args.frames, guidance=guidance(args), seed=args.seed, on_step=lambda *_: bar.update(1))
     saved = save_video(result, out_dir, gif=args.gif)
     print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {shorten(prompt, 80)}")
     for path in (saved.mp4, saved.gif, saved.sidecar):

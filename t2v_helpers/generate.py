@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import GPUMemoryError, NonFiniteFramesError
+from .fast import check_fast_settings
 from .schedulers import scheduler_name
 from .validate import MAX_SEED, check_settings
 
@@ -161,6 +162,7 @@ def generate(
     # From here on only the checked values: plain int, float and str, whatever came in.
     prompt, negative_prompt, steps, frames = checked["prompt"], checked["negative_prompt"], checked["steps"], checked["frames"]
     height, width, guidance, seed = checked["height"], checked["width"], checked["guidance"], checked["seed"]
+    check_fast_settings(pipe, steps, guidance, negative_prompt)
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     asked_frames = frames
 

@@ -7,6 +7,7 @@ from diffusers import (
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
+    LCMScheduler,
     PNDMScheduler,
     UniPCMultistepScheduler,
 )
@@ -24,6 +25,8 @@ SCHEDULERS = {
     "heun": (HeunDiscreteScheduler, {}),
     "pndm": (PNDMScheduler, {}),
     "deis": (DEISMultistepScheduler, {}),
+    # Few-step sampling for the distilled MCM LoRA (notebook 08), with the timestep scaling it was trained with.
+    "lcm": (LCMScheduler, {"timestep_scaling": 4.0}),
 }
 
 # The most steps each scheduler takes and still gives finite frames, with the model's

@@ -23,7 +23,8 @@ from traitlets import TraitError
 
 from .errors import GPUMemoryError, PromptTooLongWarning
 from .generate import generate
-from .schedulers import scheduler_name, scheduler_names, set_scheduler
+from .fast import FAST_GUIDANCE, FAST_STEPS, switch_scheduler
+from .schedulers import scheduler_name, scheduler_names
 from .video import MODEL_FPS, save_video, to_uint8
 
 # The random-seed button draws below 2**32: a browser's numbers hold whole numbers
@@ -170,6 +171,7 @@ class Studio:
         self.history_box = widgets.HBox(layout={"overflow_x": "auto", "width": "100%"})
 
         self.random_seed_button.on_click(self.random_seed)
+        self.scheduler.observe(self._fast_defaults, names="value")
         self.generate_button.on_click(self.make_video)
         for name in CONTROLS:  # an error message describes the old values: a changed control clears it
             getattr(self, name).observe(self._clear_error, "value")
@@ -219,15 +221,24 @@ class Studio:
         for name, value in values.items():
             control = getattr(self, name)
             try:
+                self._loading = True
                 control.value = value
             except TraitError:
                 kind = type(control.value).__name__
                 allowed = f"choose one of {list(control.options)}" if hasattr(control, "options") else f"it holds values of type {kind}"
                 raise ValueError(f"{name}={value!r} does not fit the {name} control; {allowed}.") from None
+            finally:
+                self._loading = False
             # Sliders clamp a value outside their range instead of refusing it: refuse it here.
             if control.value != value:
                 limits = f" from {control.min} to {control.max}" if hasattr(control, "max") else ""
                 raise ValueError(f"{name}={value!r} does not fit the {name} control; use a value{limits} such as {control.value!r}.")
+
+    def _fast_defaults(self, change):
+        # Picked by hand (not by load()): start the few-step scheduler at what its LoRA was distilled for.
+        if change["new"] == "lcm" and not getattr(self, "_loading", False):
+            self.steps.value, self.guidance.value = FAST_STEPS, FAST_GUIDANCE
+            self._say(f"Few-step mode: Generate merges the Motion Consistency Model LoRA; {FAST_STEPS} steps, guidance {FAST_GUIDANCE:g} (notebook 08).")
 
     def _say(self, text, error=False, warning=""):
         style = f' style="{_ERROR}"' if error else ""
@@ -299,7 +310,7 @@ class Studio:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PromptTooLongWarning)
                 if values["scheduler"] != scheduler_name(self.pipe):
-                    set_scheduler(self.pipe, values["scheduler"])
+                    switch_scheduler(self.pipe, values["scheduler"])  # 'lcm' merges the few-step LoRA
                 result = generate(
                     self.pipe,
                     values["prompt"],

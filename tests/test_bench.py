@@ -86,3 +86,23 @@ def test_every_benchmark_script_imports_what_exists(script):
 
     spec = importlib.util.spec_from_file_location(f"benchmark_{script.stem}", script)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_fast_set_counts_unet_evaluations_and_times_the_first_call(tmp_path):
+    configs = [dict(c, frames=2, size=32) for c in bench._fast_configs("cpu", "tiny") if not c["compile"]]
+    assert [(c["scheduler"], c["guidance"], c["video_steps"]) for c in configs] == [("dpm", 9.0, 25), ("lcm", 1.0, 4)]
+    results, (_, md_path) = bench.run("fast-tiny", tmp_path, configs=configs, with_overhead=False)
+    dpm, lcm = results["runs"]
+    assert "error" not in dpm and "error" not in lcm, (dpm, lcm)
+    assert (dpm["unet_batch"], dpm["unet_evaluations_per_video"]) == (2, 50)
+    assert (lcm["unet_batch"], lcm["unet_evaluations_per_video"]) == (1, 4)
+    assert lcm["first_call_s"] > 0 and lcm["estimated_video_s"] > 0
+    assert results["attention"]["median_s"], results["attention"]
+    table = md_path.read_text()
+    assert "| tiny | float32 | 2 | 32 | lcm | 1 | off | 4 | 4 | 4 x 1 | 4 |" in table and "SDPA" in table
+
+
+def test_every_set_has_a_cuda_configuration_ready_for_a_gpu():
+    for which, configs in bench.SETS.items():
+        assert all(c["device"] == "cuda" for c in configs("cuda")), which
+    assert {c["compile"] for c in bench._fast_configs("cuda", "full")} == {False, True}

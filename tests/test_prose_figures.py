@@ -89,6 +89,18 @@ FIGURES = [
     Figure("notebooks/07_memory_and_speed.ipynb", "against {} GiB off", "benchmarks/results/cpu-forward-chunking.json", "peak_rss_median.off", ".2f", 2**-30),
     Figure("notebooks/07_memory_and_speed.ipynb", "load average between {} and", "benchmarks/results/cpu-forward-chunking.json", "load_after", ".0f"),
     Figure("notebooks/07_memory_and_speed.ipynb", "and {} on its 2 cores", "benchmarks/results/cpu-forward-chunking.json", "load_before", ".0f"),
+    # notebooks/08_make_it_fast.ipynb
+    Figure("notebooks/08_make_it_fast.ipynb", '{} CPU cores that other jobs shared', "benchmarks/results/cpu-fast-full.json", "machine.cores", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", '{} frames', "benchmarks/results/cpu-fast-full.json", "runs[0].frames", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", "The article's setting needs {} UNet evaluations per video", "benchmarks/results/cpu-fast-full.json", "runs[0].unet_evaluations_per_video", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", ' and an estimated {} s', "benchmarks/results/cpu-fast-full.json", "runs[0].estimated_video_s", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", '; the few-step setting needs {} evaluations', "benchmarks/results/cpu-fast-full.json", "runs[1].unet_evaluations_per_video", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", ' and {} s.', "benchmarks/results/cpu-fast-full.json", "runs[1].estimated_video_s", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", ' One DPM step with guidance took {} s', "benchmarks/results/cpu-fast-full.json", "runs[0].step_s", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", ' and one LCM step without guidance {} s', "benchmarks/results/cpu-fast-full.json", "runs[1].step_s", ".0f"),
+    Figure("notebooks/08_make_it_fast.ipynb", " {} s with SDPA, torch's choice", "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, torch's choice", ".3g"),
+    Figure("notebooks/08_make_it_fast.ipynb", ' {} s with SDPA, math kernel', "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, math kernel", ".3g"),
+    Figure("notebooks/08_make_it_fast.ipynb", ' {} s with AttnProcessor (no SDPA)', "benchmarks/results/cpu-fast-full.json", "attention.median_s.AttnProcessor (no SDPA)", ".3g"),
 ]
 
 
