@@ -31,7 +31,7 @@ SCHEDULERS = {
 
 # The most steps each scheduler takes and still gives finite frames, with the model's
 # scheduler config (1000 training steps). Found by experiment: tools/find_step_limits.py runs
-# each scheduler's loop for every step count near 1000 (and a sample below; its output is in
+# each scheduler's loop and bisects for the most steps that work (its output is in
 # benchmarks/results/step-limits.txt), and the
 # tests/test_bad_input.py check runs one step past each limit. At 1000 steps DDIM and PNDM raise
 # IndexError at the first step; DPM, DEIS and UniPC repeat a timestep (h = 0) and end in NaN.
@@ -45,6 +45,7 @@ STEP_LIMITS = {
     "heun": 1000,
     "pndm": 999,
     "deis": 999,
+    "lcm": 50,  # LCMScheduler refuses more steps than its original_inference_steps (50)
 }
 
 

@@ -69,3 +69,9 @@ def test_the_timesteps_notebook_03_explains(tiny_pipe):
     for ddim in (real_ddim, tiny_ddim):
         for cls in (DDIMScheduler, DPMSolverMultistepScheduler):
             assert ends(cls.from_config(ddim.config, timestep_spacing="trailing")) == [999, 959, 79, 39]
+
+
+def test_every_registered_scheduler_has_a_step_limit():
+    from t2v_helpers.schedulers import STEP_LIMITS
+
+    assert set(STEP_LIMITS) == set(t2v.SCHEDULERS)
