@@ -32,6 +32,11 @@ class Figure:
 FIGURES = [
     # README.md
     Figure("README.md", "took {} times as long as a raw", "benchmarks/results/cpu-tiny.json", "overhead.ratio_median", ".3f"),
+    Figure("README.md", "| float32, VAE slicing on | {} |", "benchmarks/results/cpu-full.json", "runs[0].step_s", ".0f"),
+    Figure("README.md", "| float32, VAE slicing off | {} |", "benchmarks/results/cpu-full.json", "runs[1].step_s", ".0f"),
+    Figure("README.md", "| bfloat16, VAE slicing on | {} |", "benchmarks/results/cpu-full.json", "runs[2].step_s", ".0f"),
+    Figure("README.md", "takes {} to", "benchmarks/results/cpu-full.json", "runs[2].estimated_25_steps_s", ".0f", 1 / 60),
+    Figure("README.md", "to {} minutes per video", "benchmarks/results/cpu-full.json", "runs[0].estimated_25_steps_s", ".0f", 1 / 60),
     # notebooks/01_set_up.ipynb
     # notebooks/02_build_the_pipeline.ipynb
     Figure(NB02, "an AMD EPYC with {} cores in both files", "benchmarks/results/cpu-full.json", "machine.cores", "g"),
