@@ -226,7 +226,7 @@ def test_a_click_while_a_video_is_being_made_is_ignored(studio, monkeypatch):
 def test_a_double_click_makes_one_video_and_a_later_click_another(studio, monkeypatch):
     # The kernel reads the second click of a double click only after the first one's video is
     # done; what gives it away is the time the browser sent it, which the message header carries.
-    sent = iter([1000.0, 1000.15])
+    sent = iter([1000.0, 1000.001])  # 1 ms apart: sent long before any video could be done
     monkeypatch.setattr(studio_module, "_click_sent_at", lambda: next(sent))
     before = time.perf_counter()
     studio.generate_button.click()
