@@ -80,6 +80,7 @@ def test_a_reservation_left_by_a_killed_save_is_cleaned_and_nothing_else(tmp_pat
     temporary.write_bytes(b"half a video")
     reservation = tmp_path / "a-red-fox-seed0.mp4"
     reservation.write_bytes(publish.reservation_text(temporary))
+    publish.lock_path(temporary).touch()  # its lock file, no longer held by anyone
     empty = tmp_path / "empty.mp4"  # an empty file of the user's: not ours to remove
     empty.touch()
     # A live writer's temporary (this process) and a look-alike of the user's stay.
@@ -390,7 +391,8 @@ def test_a_save_still_being_written_in_another_pid_namespace_is_kept(tmp_path):
         live.write_bytes(b"being written")
         publish.sweep(tmp_path)
         assert live.exists()
-    publish.sweep(tmp_path)  # the writer is gone once its lock is free
+    publish.lock_path(live).touch()  # what a writer killed by SIGKILL leaves: its lock file, no longer held
+    publish.sweep(tmp_path)
     assert hidden(tmp_path) == []
 
 
