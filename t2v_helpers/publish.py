@@ -75,17 +75,21 @@ def lock_path(temporary):
 def writer_lock(temporary):
     """Hold the lock of `temporary`'s writer, so no sweep removes its files meanwhile. Notebook 04."""
     path = lock_path(temporary)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
-        if fcntl:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError:  # a full disk, say: with no lock file to ask, the sweep keeps the files a day
+        handle = None
+    try:
+        if handle is not None and fcntl:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             except OSError:  # no locks on this filesystem: the age rule keeps the files
                 pass
         yield
     finally:
-        os.close(handle)
-        Path(path).unlink(missing_ok=True)
+        if handle is not None:
+            os.close(handle)
+            _remove(path)
 
 
 def reservation_text(temporary):

@@ -500,3 +500,30 @@ def test_frames_numpy_cannot_convert_get_what_to_pass():
 
     with pytest.raises(SettingError, match="frames"):
         t2v.video.to_uint8(Odd())
+
+
+@pytest.fixture
+def no_inodes_left(tmp_path):
+    """A tmpfs whose every inode is taken, so creating any file or link fails with ENOSPC."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10m,nr_inodes=8", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("this machine does not let a test mount a tmpfs")
+    try:
+        for number in range(100):
+            try:
+                (mount / f"user{number}").touch()
+            except OSError:
+                break
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_folder_with_no_inodes_left_says_the_disk_is_full(no_inodes_left):
+    before = sorted(p.name for p in no_inodes_left.iterdir())
+    with pytest.raises(VideoExportError, match="disk is full"):
+        t2v.write_gif(np.zeros((2, 8, 8, 3)), no_inodes_left / "clip.gif")
+    assert sorted(p.name for p in no_inodes_left.iterdir()) == before
