@@ -51,6 +51,7 @@ from .validate import check_output_dir
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 _TEMPORARY = re.compile(r"^\.(?P<stem>.+)~(?P<writer>t2v-[0-9a-f]{6}-\d+-[0-9a-f]{8})(?P<ext>\.[^./]*)?$", re.DOTALL)
 STALE_AFTER_S = 24 * 3600  # a temporary whose writer cannot be checked by its lock is left alone this long
+_LOCK = re.compile(r"^\.~t2v-[0-9a-f]{6}-\d+-[0-9a-f]{8}\.lock$")
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows filesystems
 
 
@@ -100,7 +101,7 @@ def reservation_text(temporary):
 def _writer_gone(lock, entry):
     """Whether `lock` can be taken (its writer has ended), or there is no lock to ask and `entry` is a day old."""
     try:
-        handle = os.open(lock, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        handle = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # flock needs no write access
     except FileNotFoundError:
         handle = None
     if handle is not None and fcntl:
@@ -132,9 +133,11 @@ def sweep(folder):
     gone = set()
     for entry in entries:
         found = _TEMPORARY.match(entry.name)
-        if not found:
-            continue
         try:
+            if _LOCK.match(entry.name) and _writer_gone(entry.path, entry):  # a writer killed before its first file
+                gone.add(Path(entry.path))
+            if not found:
+                continue
             lock = folder / f".~{found['writer']}.lock"
             if not _writer_gone(lock, entry):
                 continue

@@ -527,3 +527,14 @@ def test_a_folder_with_no_inodes_left_says_the_disk_is_full(no_inodes_left):
     with pytest.raises(VideoExportError, match="disk is full"):
         t2v.write_gif(np.zeros((2, 8, 8, 3)), no_inodes_left / "clip.gif")
     assert sorted(p.name for p in no_inodes_left.iterdir()) == before
+
+
+@posix_only
+def test_a_lock_file_left_without_temporaries_is_removed_once_free(tmp_path):
+    from t2v_helpers import publish
+
+    held, free = (publish.temporary_path(tmp_path / name) for name in ("held.mp4", "free.mp4"))
+    publish.lock_path(free).touch()  # a writer killed before it wrote anything
+    with publish.writer_lock(held):
+        publish.sweep(tmp_path)
+        assert hidden(tmp_path) == [publish.lock_path(held).name]
