@@ -10,7 +10,10 @@ What it promises, whatever signal, disk, link or second process gets in the way:
 - Ctrl-C and SIGTERM (`kill`, `timeout`, docker, systemd) remove this call's files; SIGTERM
   then ends the process as it would have. SIGKILL or a power cut leaves only hidden temporaries,
   named `.<name>~t2v-<host>-<pid>-<random><ext>`, which the next save into that folder removes
-  once their writer is gone (its pid no longer runs on this host, or a day has passed).
+  once their writer is gone. The writer holds a lock (`flock`) on `.~t2v-<host>-<pid>-<random>.lock`
+  while it writes; the lock ends with its process, so a sweep that can take it knows the writer
+  is gone, whatever PID namespace (container) it ran in. Where there is no such lock file, or the
+  filesystem has no locks, a temporary is removed only once it is a day old.
 
 Giving the name: a hard link (`os.link`) gives a file its name atomically and fails if the name is
 taken, so it is used wherever it works. Google Drive in Colab, FAT/exFAT disks and some network
@@ -19,7 +22,7 @@ saying which temporary it waits for), and the finished temporary is moved over t
 A reader may see the reservation for the moment between the two steps; a SIGKILL in that moment
 leaves it, and the sweep removes it with its temporary (only a reservation naming a dead writer's
 temporary is ours to remove). Folders are reserved with `mkdir` and the finished folder renamed over
-the empty reservation.
+the empty reservation; the sweep never removes a folder at a final name (an empty one may be the user's).
 """
 
 import errno
@@ -37,19 +40,57 @@ from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import VideoExportError
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so only the age rule removes temporaries
+    fcntl = None
+
+from .errors import SettingError, VideoExportError
 from .validate import check_output_dir
 
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-_TEMPORARY = re.compile(r"^\.(?P<stem>.+)~t2v-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}(?P<ext>\.[^./]*)?$")
-STALE_AFTER_S = 24 * 3600  # a temporary from another host (a shared folder) is left alone this long
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)~(?P<writer>t2v-[0-9a-f]{6}-\d+-[0-9a-f]{8})(?P<ext>\.[^./]*)?$", re.DOTALL)
+STALE_AFTER_S = 24 * 3600  # a temporary whose writer cannot be checked by its lock is left alone this long
+_LOCK = re.compile(r"^\.~t2v-[0-9a-f]{6}-\d+-[0-9a-f]{8}\.lock$")
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows filesystems
 
 
-def temporary_path(target, pid=None):
-    """The hidden name `target` is written under before it is published. Notebook 04."""
+def temporary_path(target, pid=None, writer=None):
+    """The hidden name `target` is written under before it is published (`writer`: its lock's id). Notebook 04."""
     target = Path(target)
     stem, ext = os.path.splitext(target.name)
-    return target.with_name(f".{stem}~t2v-{_HOST}-{pid or os.getpid()}-{os.urandom(4).hex()}{ext}")
+    writer = writer or f"t2v-{_HOST}-{pid or os.getpid()}-{os.urandom(4).hex()}"
+    room = NAME_MAX - len(f".~{writer}{ext}".encode())
+    if len(stem.encode()) > room > 0:  # a name near the limit: shorten the hidden name's stem only
+        stem = stem.encode()[:room].decode(errors="ignore")
+    return target.with_name(f".{stem}~{writer}{ext}")
+
+
+def lock_path(temporary):
+    """The lock file that `temporary`'s writer holds while it writes. Notebook 04."""
+    temporary = Path(temporary)
+    return temporary.with_name(f".~{_TEMPORARY.match(temporary.name)['writer']}.lock")
+
+
+@contextmanager
+def writer_lock(temporary):
+    """Hold the lock of `temporary`'s writer, so no sweep removes its files meanwhile. Notebook 04."""
+    path = lock_path(temporary)
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError:  # a full disk, say: with no lock file to ask, the sweep keeps the files a day
+        handle = None
+    try:
+        if handle is not None and fcntl:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError:  # no locks on this filesystem: the age rule keeps the files
+                pass
+        yield
+    finally:
+        if handle is not None:
+            os.close(handle)
+            _remove(path)
 
 
 def reservation_text(temporary):
@@ -57,38 +98,53 @@ def reservation_text(temporary):
     return f"t2v-helpers is writing {Path(temporary).name} here\n".encode()
 
 
-def _running(pid):
-    if os.name == "nt":  # os.kill(pid, 0) would end the process there: leave it to the age rule
-        return True
+def _writer_gone(lock, entry):
+    """Whether `lock` can be taken (its writer has ended), or there is no lock to ask and `entry` is a day old."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+        handle = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # flock needs no write access
+    except FileNotFoundError:
+        handle = None
+    if handle is not None and fcntl:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:  # no locks on this filesystem
+            pass
+        finally:
+            os.close(handle)
+    elif handle is not None:
+        os.close(handle)
+    return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
 
 
 def sweep(folder):
     """Remove the temporaries (and reservations) that saves into `folder` left when they were killed. Notebook 04.
 
-    Only names of our exact pattern are touched, and only once their writer is gone, so a
-    save still running in another process keeps its files.
+    Only names of our exact pattern are touched, and only once their writer's lock is free, so a
+    save still running in another process (or container) keeps its files.
     """
     folder = Path(folder)
-    for entry in os.scandir(folder):
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # a folder you may write but not list: nothing to sweep that we can see
+        return
+    gone = set()
+    for entry in entries:
         found = _TEMPORARY.match(entry.name)
-        if not found:
-            continue
         try:
-            ours_and_dead = found["host"] == _HOST and not _running(int(found["pid"]))
-            if not ours_and_dead and time.time() - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER_S:
+            if _LOCK.match(entry.name) and _writer_gone(entry.path, entry):  # a writer killed before its first file
+                gone.add(Path(entry.path))
+            if not found:
                 continue
+            lock = folder / f".~{found['writer']}.lock"
+            if not _writer_gone(lock, entry):
+                continue
+            gone.add(lock)
             target = folder / (found["stem"] + (found["ext"] or ""))
             if entry.is_dir(follow_symlinks=False):
-                if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
-                    target.rmdir()  # an empty reservation; rmdir refuses anything with files in it
-                shutil.rmtree(entry.path)
+                shutil.rmtree(entry.path)  # its folder reservation, if any, stays: an empty folder may be the user's
             else:
                 marker = reservation_text(entry.name)
                 if target.is_file() and not target.is_symlink() and target.stat().st_size == len(marker) and target.read_bytes() == marker:
@@ -96,38 +152,68 @@ def sweep(folder):
                 os.unlink(entry.path)
         except OSError:  # another save swept it first, or it is not ours to remove
             continue
+    for lock in gone:  # last, so a temporary is never left without the lock that guards it
+        try:
+            lock.unlink()
+        except OSError:
+            continue
 
 
 def _give_name(temporary, target):
     """Give `temporary` the name `target` if no file, folder or link has it; else FileExistsError."""
     if temporary.is_dir():
         target.mkdir()  # the reservation; fails on anything there, a dangling link included
-        os.rename(temporary, target)  # replaces only our own empty reservation
+        try:
+            os.rename(temporary, target)  # replaces only our own empty reservation
+        except BaseException:
+            _remove_quietly(target.rmdir)  # rmdir refuses a folder anyone has put something in
+            raise
         return
     try:
         os.link(temporary, target)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links on this filesystem: reserve the name, then move over the reservation
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+        # No hard links on this filesystem: reserve the name, then move over the reservation.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         handle = os.open(target, flags, 0o666)
         try:
-            os.write(handle, reservation_text(temporary))
-        finally:
-            os.close(handle)
-        os.replace(temporary, target)
+            try:
+                os.write(handle, reservation_text(temporary))
+            finally:
+                os.close(handle)
+            os.replace(temporary, target)
+        except BaseException:
+            _remove_quietly(target.unlink)  # our reservation, made a moment ago
+            raise
         return
     os.unlink(temporary)
 
 
+# What link() says where a filesystem has no hard links (FAT and exFAT, Google Drive, SMB shares).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+
+
+def _remove_quietly(remove):
+    try:
+        remove()
+    except OSError:  # cleanup goes on with the next item; the error that started it is the one to show
+        pass
+
+
 def _remove(path):
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:  # cleanup goes on with the next item; the error that started it is the one to show
+        pass
 
 
 def _advice(error):
+    if error.errno == errno.ENAMETOOLONG:
+        return "The name is too long for this filesystem: use a shorter name (or a shorter prompt), then save again."
     if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return "The disk is full: free some space (df -h shows how much is left) or choose a folder on another disk (out_dir=, or --out on the command line), then save again."
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -215,14 +301,18 @@ def publish(folder, stem, writers, *, last=None, next_free=True):
     their names (a sidecar naming them). With `next_free`, a taken name moves the set to
     `stem-2`, `stem-3`, ...; without, it raises FileExistsError. Returns {suffix: Path}.
     """
+    if not isinstance(stem, str) or stem in ("", ".", "..") or Path(stem).name != stem or "/" in stem:
+        raise SettingError("stem", stem, "is not a plain file name", "a name without folders in it",
+                           "a name such as 'clip', and put the folder in out_dir")
     folder = check_output_dir(folder, name="out_dir", create=True)
     suffixes = list(writers) + ([last[0]] if last else [])
     staged, published = {}, []
-    with _sigterm_as_ctrl_c():
+    writer = f"t2v-{_HOST}-{os.getpid()}-{os.urandom(4).hex()}"
+    with _sigterm_as_ctrl_c(), writer_lock(folder / f".{stem}~{writer}"):
         try:
             sweep(folder)
             for suffix, write in writers.items():
-                staged[suffix] = temporary_path(folder / (stem + suffix))
+                staged[suffix] = temporary_path(folder / (stem + suffix), writer=writer)
                 try:
                     write(staged[suffix])
                 except VideoExportError:
@@ -239,13 +329,18 @@ def publish(folder, stem, writers, *, last=None, next_free=True):
                 try:
                     for suffix in suffixes:
                         if suffix not in staged:  # the last part, written now that the names are known
-                            staged[suffix] = temporary_path(paths[suffix])
+                            staged[suffix] = temporary_path(paths[suffix], writer=writer)
                             try:
                                 staged[suffix].write_text(last[1](paths), encoding="utf-8")
                             except OSError as error:
                                 raise _export_error(error, paths[suffix]) from None
                         with signals_held():  # so a published name is always on the list to remove
-                            _give_name(staged[suffix], paths[suffix])
+                            try:
+                                _give_name(staged[suffix], paths[suffix])
+                            except FileExistsError:
+                                raise
+                            except OSError as error:
+                                raise _export_error(error, paths[suffix]) from None
                             published.append((paths[suffix], staged[suffix]))
                     return paths
                 except FileExistsError:

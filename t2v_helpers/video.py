@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .environment import library_versions
 from .errors import SettingError, VideoExportError
@@ -41,14 +42,20 @@ def to_uint8(frames):
     """Frames as uint8 RGB (frames, height, width, 3); anything else gets a SettingError saying what to pass. Notebook 04.
 
     Takes floats from 0 to 1 (a little outside is clipped), whole numbers from 0 to 255,
-    one-channel (grayscale) frames, and lists of PIL images or of frames.
+    one-channel (grayscale) frames, lists of PIL images or of frames, and torch tensors on any device.
     """
+    if isinstance(frames, torch.Tensor):  # numpy cannot take a tensor with gradients, on a GPU, or in bfloat16
+        frames = frames.detach().cpu()
+        frames = (frames.float() if frames.is_floating_point() else frames).numpy()
     if isinstance(frames, (list, tuple)) and frames and all(hasattr(f, "convert") and hasattr(f, "getbands") for f in frames):
         frames = [np.asarray(image.convert("RGB")) for image in frames]
     try:
         frames = np.asarray(frames)
     except ValueError:  # numpy cannot stack frames of different shapes
         raise SettingError("frames", "frames of different shapes", "cannot make one video", VIDEO, "frames that all have the same size") from None
+    except (TypeError, RuntimeError) as error:  # an object numpy cannot read as numbers
+        raise SettingError("frames", frames, f"cannot be read as an array ({error})", VIDEO,
+                           "the frames of a VideoResult (result.frames), or a numpy array or torch tensor") from None
     if frames.dtype.kind not in "uif":
         raise _refuse(frames, "does not hold numbers", "the frames of a VideoResult (result.frames)")
     if frames.ndim >= 1 and frames.shape[0] == 0:

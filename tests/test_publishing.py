@@ -80,6 +80,7 @@ def test_a_reservation_left_by_a_killed_save_is_cleaned_and_nothing_else(tmp_pat
     temporary.write_bytes(b"half a video")
     reservation = tmp_path / "a-red-fox-seed0.mp4"
     reservation.write_bytes(publish.reservation_text(temporary))
+    publish.lock_path(temporary).touch()  # its lock file, no longer held by anyone
     empty = tmp_path / "empty.mp4"  # an empty file of the user's: not ours to remove
     empty.touch()
     # A live writer's temporary (this process) and a look-alike of the user's stay.
@@ -375,3 +376,165 @@ def test_committed_results_load_offline_from_a_non_editable_install(tmp_path, in
     assert where.startswith(str(target))
     committed = json.loads((ROOT / "benchmarks" / "results" / "cpu-full.json").read_text())
     assert figures == f"{len(committed['runs'])} {committed['overhead']['ratio_median']}"
+
+
+# --- what an attacker tried: other PID namespaces, look-alike folders, odd link errors, long names ------
+
+@posix_only
+def test_a_save_still_being_written_in_another_pid_namespace_is_kept(tmp_path):
+    # In another container sharing the hostname the writer's pid means nothing here: the pid check
+    # says "dead" while the writer really holds its lock. Only the lock may decide.
+    from t2v_helpers import publish
+
+    live = publish.temporary_path(tmp_path / "other.mp4", pid=dead_pid())
+    with publish.writer_lock(live):
+        live.write_bytes(b"being written")
+        publish.sweep(tmp_path)
+        assert live.exists()
+    publish.lock_path(live).touch()  # what a writer killed by SIGKILL leaves: its lock file, no longer held
+    publish.sweep(tmp_path)
+    assert hidden(tmp_path) == []
+
+
+@posix_only
+def test_a_users_empty_folder_named_like_a_reservation_is_never_removed(tmp_path, monkeypatch):
+    from t2v_helpers import publish
+
+    monkeypatch.chdir(tmp_path)
+    temporary = publish.temporary_path(Path("holiday_frames"), pid=dead_pid())
+    temporary.mkdir()
+    (temporary / "frame_000.png").write_bytes(b"x")
+    Path("holiday_frames").mkdir()
+    t2v.write_gif(np.zeros((2, 8, 8, 3)), "other.gif")
+    assert Path("holiday_frames").is_dir()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EIO])
+def test_a_link_that_fails_for_another_reason_says_what_to_change_and_keeps_nothing(code, tmp_path, monkeypatch):
+    def link(src, dst, *args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "link", link)
+    with pytest.raises(VideoExportError) as caught:
+        t2v.save_video(fox(), tmp_path, gif=True)
+    assert "nothing of this save was kept" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reservation_whose_move_fails_is_removed_again(no_hard_links, tmp_path, monkeypatch):
+    def replace(src, dst):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(VideoExportError):
+        t2v.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / "clip.gif")
+    assert list(tmp_path.iterdir()) == []
+
+
+@posix_only
+def test_the_cli_says_what_to_change_when_the_link_fails(tmp_path):
+    code = ("import errno, os, sys, runpy\n"
+            "def link(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+            "os.link = link\nsys.argv = ['t2v_helpers', 'a cat', '--model', 'tiny', '--frames', '2', '--steps', '1', '--out', sys.argv[1]]\n"
+            "runpy.run_module('t2v_helpers', run_name='__main__')\n")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "disk is full" in run.stderr
+
+
+def test_a_long_name_is_saved_and_a_too_long_one_says_use_a_shorter_name(tmp_path):
+    saved = t2v.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / ("a" * 240 + ".gif"))
+    assert saved.name == "a" * 240 + ".gif" and hidden(tmp_path) == []
+    with pytest.raises(VideoExportError, match="shorter name"):
+        t2v.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / ("b" * 300 + ".gif"))
+    assert hidden(tmp_path) == []
+
+
+@posix_only
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any folder, so it cannot be made unreadable")
+def test_a_write_only_folder_is_saved_into_without_sweeping(tmp_path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    folder.chmod(0o333)
+    try:
+        assert t2v.write_gif(np.zeros((2, 8, 8, 3)), folder / "clip.gif").name == "clip.gif"
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_write_only_folder_skips_the_sweep(tmp_path, monkeypatch):
+    from t2v_helpers import publish
+
+    def scandir(path):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "listdir", scandir)
+    publish.sweep(tmp_path)
+
+
+@pytest.mark.parametrize("stem", ["../escaped", "/tmp/abs", "..", ".", "", "a/b"])
+def test_a_stem_with_a_path_in_it_is_refused(stem, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SettingError, match="stem"):
+        save_frames(fox().frames, out, stem, {})
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda torch: torch.rand(2, 8, 8, 3, requires_grad=True),
+    lambda torch: torch.rand(2, 8, 8, 3).to(torch.bfloat16),
+], ids=["requires-grad", "bfloat16"])
+def test_torch_tensors_are_taken_as_frames(make, tmp_path):
+    torch = pytest.importorskip("torch")
+    frames = make(torch)
+    assert t2v.video.to_uint8(frames).dtype == np.uint8
+    assert t2v.write_gif(frames, tmp_path / "clip.gif").exists()
+
+
+def test_frames_numpy_cannot_convert_get_what_to_pass():
+    class Odd:
+        def __array__(self, *args, **kwargs):
+            raise TypeError("no")
+
+    with pytest.raises(SettingError, match="frames"):
+        t2v.video.to_uint8(Odd())
+
+
+@pytest.fixture
+def no_inodes_left(tmp_path):
+    """A tmpfs whose every inode is taken, so creating any file or link fails with ENOSPC."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10m,nr_inodes=8", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("this machine does not let a test mount a tmpfs")
+    try:
+        for number in range(100):
+            try:
+                (mount / f"user{number}").touch()
+            except OSError:
+                break
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_folder_with_no_inodes_left_says_the_disk_is_full(no_inodes_left):
+    before = sorted(p.name for p in no_inodes_left.iterdir())
+    with pytest.raises(VideoExportError, match="disk is full"):
+        t2v.write_gif(np.zeros((2, 8, 8, 3)), no_inodes_left / "clip.gif")
+    assert sorted(p.name for p in no_inodes_left.iterdir()) == before
+
+
+@posix_only
+def test_a_lock_file_left_without_temporaries_is_removed_once_free(tmp_path):
+    from t2v_helpers import publish
+
+    held, free = (publish.temporary_path(tmp_path / name) for name in ("held.mp4", "free.mp4"))
+    publish.lock_path(free).touch()  # a writer killed before it wrote anything
+    with publish.writer_lock(held):
+        publish.sweep(tmp_path)
+        assert hidden(tmp_path) == [publish.lock_path(held).name]
