@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelNotAvailableError, SettingError
+from .errors import BadModelError, ModelNotAvailableError, SettingError
 from .schedulers import set_scheduler
 from .tiny import TINY_MODEL_ID, build_tiny_model, cache_dir
 from .validate import check_choice
@@ -123,17 +123,33 @@ def check_style(style):
 
 
 def load_lora(unet, source, style):
-    """Wrap `unet` in a peft model with the `style` LoRA from `source` (hub id or folder). Notebook 08."""
+    """Wrap `unet` in a peft model with the `style` LoRA from `source` (hub id or folder). Notebook 08.
+
+    A LoRA that is missing raises ModelNotAvailableError; one that is there but cannot be read
+    (a download cut short, a damaged file) raises BadModelError naming what to delete.
+    """
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     try:
         return PeftModel.from_pretrained(unet, source, subfolder=style, adapter_name=style, torch_device="cpu")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         if Path(source).is_dir():
-            raise
-        from .pipeline import _not_available_message
+            where, fix = Path(source) / style, f"Delete {Path(source) / style} and build or download it again"
+        elif isinstance(error, SafetensorError):  # a hub LoRA whose cached download is damaged
+            from huggingface_hub import constants
 
-        raise ModelNotAvailableError(_not_available_message(source, error)) from error
+            cached = Path(constants.HF_HUB_CACHE) / ("models--" + source.replace("/", "--"))
+            where, fix = f"{source} (cached in {cached})", f"Delete {cached} and run again to download it anew"
+        else:
+            from .pipeline import _not_available_message
+
+            raise ModelNotAvailableError(_not_available_message(source, error)) from error
+        raise BadModelError(
+            f"The few-step LoRA {style!r} in {where} cannot be loaded: it is damaged, incomplete or not a LoRA "
+            f"for this model ({detail}). {fix}; the pipeline is left as it was."
+        ) from error
 
 
 def make_fast(pipe, style=MCM_STYLES[0], *, source=None, verbose=True):
@@ -150,20 +166,27 @@ def make_fast(pipe, style=MCM_STYLES[0], *, source=None, verbose=True):
         )
     style = check_style(style)
     source = source or lora_source(getattr(pipe, "t2v_model_id", None))
-    names = mcm_target_modules(pipe.unet)
-    originals = {
-        f"{name}.{key}": value.detach().to("cpu", copy=True)
-        for name in names
-        for key, value in pipe.unet.get_submodule(name).named_parameters(recurse=False)
-    }
-    previous = pipe.scheduler
-    peft_unet = load_lora(pipe.unet, source, style)
-    pipe.unet = peft_unet.merge_and_unload()
+    previous, unet, originals = pipe.scheduler, pipe.unet, {}
+    try:
+        peft_unet = load_lora(unet, source, style)
+        layers = _lora_layers(unet)
+        # The weights of exactly the layers this adapter wraps, before the merge changes them.
+        originals = {
+            f"{name}.{key}": value.detach().to("cpu", copy=True)
+            for name, layer in layers.items()
+            for key, value in layer.get_base_layer().named_parameters()
+        }
+        merged = peft_unet.merge_and_unload()
+    except BaseException:  # a damaged file, Ctrl-C: whatever stops it, the UNet is left as it was
+        _remove_lora_layers(unet)
+        _put_back(unet, originals)
+        raise
+    pipe.unet = merged
     set_scheduler(pipe, "lcm")
-    pipe.t2v_fast = FastMode(style, source, layers=len(names), previous_scheduler=previous, originals=originals)
+    pipe.t2v_fast = FastMode(style, source, layers=len(layers), previous_scheduler=previous, originals=originals)
     if verbose:
         print(
-            f"Merged the MCM LoRA {style!r} from {source} into {len(names)} UNet layers and set the LCM scheduler "
+            f"Merged the MCM LoRA {style!r} from {source} into {len(layers)} UNet layers and set the LCM scheduler "
             f"(timestep_scaling=4.0). Use {FAST_STEPS} steps and guidance {FAST_GUIDANCE}: `**fast.settings`."
         )
     return pipe.t2v_fast
@@ -174,14 +197,34 @@ def undo_fast(pipe, verbose=True):
     fast = getattr(pipe, "t2v_fast", None)
     if not fast:
         raise SettingError("pipe", "a pipeline not in few-step mode", "has nothing to undo", "a pipeline after make_fast", "t2v.make_fast(pipe) first")
-    state = pipe.unet.state_dict()
-    with torch.no_grad():
-        for key, value in fast.originals.items():
-            state[key].copy_(value)
+    _put_back(pipe.unet, fast.originals)
     pipe.scheduler = fast.previous_scheduler
     pipe.t2v_fast = None
     if verbose:
         print(f"Restored the original weights of {fast.layers} UNet layers and the {type(pipe.scheduler).__name__}.")
+
+
+def _lora_layers(unet):
+    # The layers peft wrapped, by their names in the plain UNet.
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return {name: module for name, module in unet.named_modules() if isinstance(module, BaseTunerLayer)}
+
+
+def _remove_lora_layers(unet):
+    # What peft's unload() does, for a UNet whose PeftModel never came back (its loading failed).
+    for name, layer in _lora_layers(unet).items():
+        parent, _, child = name.rpartition(".")
+        setattr(unet.get_submodule(parent), child, layer.get_base_layer())
+    if hasattr(unet, "peft_config"):
+        del unet.peft_config
+
+
+def _put_back(unet, originals):
+    state = unet.state_dict()
+    with torch.no_grad():
+        for key, value in originals.items():
+            state[key].copy_(value)
 
 
 def check_fast_settings(pipe, steps, guidance, negative_prompt=None):
