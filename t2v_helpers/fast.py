@@ -7,8 +7,6 @@ and sets diffusers' LCMScheduler; `undo_fast` puts the original weights back.
 """
 
 import json
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ import torch
 
 from .errors import BadModelError, ModelNotAvailableError, SettingError
 from .schedulers import set_scheduler
-from .tiny import TINY_MODEL_ID, build_tiny_model, cache_dir
+from .tiny import TINY_MODEL_ID, build_once, build_tiny_model, cache_dir
 from .validate import check_choice
 
 MCM_REPO = "yhzhai/mcm"
@@ -79,37 +77,29 @@ def build_tiny_lora(path=None, *, rebuild=False):
     Returns the root folder; each style is a subfolder holding `adapter_config.json` and
     `adapter_model.safetensors`, with MCM's target layers. The weights are random, so a
     video made with them is noise, but loading and merging work exactly as with the real ones.
+    Several processes may call it at once, as with `build_tiny_model` (t2v_helpers.tiny.build_once).
     """
+    path = Path(path) if path else cache_dir() / f"tiny-mcm-lora-v{TINY_LORA_VERSION}"
+    return build_once(path, _save_tiny_lora, marker="TINY_LORA.json", version=TINY_LORA_VERSION, what="tiny LoRA", rebuild=rebuild)
+
+
+def _save_tiny_lora(folder):
     from diffusers import UNet3DConditionModel
     from peft import LoraConfig, get_peft_model
 
-    path = Path(path) if path else cache_dir() / f"tiny-mcm-lora-v{TINY_LORA_VERSION}"
-    if all((path / style / "adapter_model.safetensors").exists() for style in MCM_STYLES) and not rebuild:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-lora-", dir=path.parent))
-    try:
-        for seed, style in enumerate(MCM_STYLES):
-            unet = UNet3DConditionModel.from_pretrained(build_tiny_model() / "unet")
-            config = LoraConfig(
-                r=TINY_LORA_RANK,
-                lora_alpha=TINY_LORA_RANK,
-                target_modules=mcm_target_modules(unet),
-                init_lora_weights=False,  # random A and B: a LoRA that changes the output, like a trained one
-            )
-            torch.manual_seed(seed)
-            get_peft_model(unet, config).save_pretrained(staging / style)
-            (staging / style / "README.md").unlink(missing_ok=True)  # peft's model-card template: not part of the adapter
-        note = {"what": "random LoRAs for the tiny model; their videos are noise", "version": TINY_LORA_VERSION}
-        (staging / "TINY_LORA.json").write_text(json.dumps(note, indent=2))
-        if path.exists():
-            if not (path / "TINY_LORA.json").exists():  # not ours: a user's folder is never deleted
-                raise FileExistsError(f"{path} exists and is not a tiny LoRA built here; choose another path.")
-            shutil.rmtree(path)
-        staging.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    for seed, style in enumerate(MCM_STYLES):
+        unet = UNet3DConditionModel.from_pretrained(build_tiny_model() / "unet")
+        config = LoraConfig(
+            r=TINY_LORA_RANK,
+            lora_alpha=TINY_LORA_RANK,
+            target_modules=mcm_target_modules(unet),
+            init_lora_weights=False,  # random A and B: a LoRA that changes the output, like a trained one
+        )
+        torch.manual_seed(seed)
+        get_peft_model(unet, config).save_pretrained(folder / style)
+        (folder / style / "README.md").unlink(missing_ok=True)  # peft's model-card template: not part of the adapter
+    note = {"what": "random LoRAs for the tiny model; their videos are noise", "version": TINY_LORA_VERSION}
+    (folder / "TINY_LORA.json").write_text(json.dumps(note, indent=2))
 
 
 def lora_source(model_id):
