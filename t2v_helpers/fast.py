@@ -126,7 +126,7 @@ def load_lora(unet, source, style):
     except (OSError, ValueError, SafetensorError) as error:
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         if Path(source).is_dir():
-            where, fix = Path(source) / style, f"Delete {Path(source) / style} and build or download it again"
+            where, fix = Path(source) / style, f"Delete the folder {source} and download it again (the tiny LoRA's is rebuilt by itself)"
         elif isinstance(error, SafetensorError):  # a hub LoRA whose cached download is damaged
             from huggingface_hub import constants
 
