@@ -7,17 +7,15 @@ and sets diffusers' LCMScheduler; `undo_fast` puts the original weights back.
 """
 
 import json
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .errors import ModelNotAvailableError, SettingError
+from .errors import BadModelError, ModelNotAvailableError, SettingError
 from .schedulers import set_scheduler
-from .tiny import TINY_MODEL_ID, build_tiny_model, cache_dir
+from .tiny import TINY_MODEL_ID, build_once, build_tiny_model, cache_dir
 from .validate import check_choice
 
 MCM_REPO = "yhzhai/mcm"
@@ -79,37 +77,29 @@ def build_tiny_lora(path=None, *, rebuild=False):
     Returns the root folder; each style is a subfolder holding `adapter_config.json` and
     `adapter_model.safetensors`, with MCM's target layers. The weights are random, so a
     video made with them is noise, but loading and merging work exactly as with the real ones.
+    Several processes may call it at once, as with `build_tiny_model` (t2v_helpers.tiny.build_once).
     """
+    path = Path(path) if path else cache_dir() / f"tiny-mcm-lora-v{TINY_LORA_VERSION}"
+    return build_once(path, _save_tiny_lora, marker="TINY_LORA.json", version=TINY_LORA_VERSION, what="tiny LoRA", rebuild=rebuild)
+
+
+def _save_tiny_lora(folder):
     from diffusers import UNet3DConditionModel
     from peft import LoraConfig, get_peft_model
 
-    path = Path(path) if path else cache_dir() / f"tiny-mcm-lora-v{TINY_LORA_VERSION}"
-    if all((path / style / "adapter_model.safetensors").exists() for style in MCM_STYLES) and not rebuild:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-lora-", dir=path.parent))
-    try:
-        for seed, style in enumerate(MCM_STYLES):
-            unet = UNet3DConditionModel.from_pretrained(build_tiny_model() / "unet")
-            config = LoraConfig(
-                r=TINY_LORA_RANK,
-                lora_alpha=TINY_LORA_RANK,
-                target_modules=mcm_target_modules(unet),
-                init_lora_weights=False,  # random A and B: a LoRA that changes the output, like a trained one
-            )
-            torch.manual_seed(seed)
-            get_peft_model(unet, config).save_pretrained(staging / style)
-            (staging / style / "README.md").unlink(missing_ok=True)  # peft's model-card template: not part of the adapter
-        note = {"what": "random LoRAs for the tiny model; their videos are noise", "version": TINY_LORA_VERSION}
-        (staging / "TINY_LORA.json").write_text(json.dumps(note, indent=2))
-        if path.exists():
-            if not (path / "TINY_LORA.json").exists():  # not ours: a user's folder is never deleted
-                raise FileExistsError(f"{path} exists and is not a tiny LoRA built here; choose another path.")
-            shutil.rmtree(path)
-        staging.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    for seed, style in enumerate(MCM_STYLES):
+        unet = UNet3DConditionModel.from_pretrained(build_tiny_model() / "unet")
+        config = LoraConfig(
+            r=TINY_LORA_RANK,
+            lora_alpha=TINY_LORA_RANK,
+            target_modules=mcm_target_modules(unet),
+            init_lora_weights=False,  # random A and B: a LoRA that changes the output, like a trained one
+        )
+        torch.manual_seed(seed)
+        get_peft_model(unet, config).save_pretrained(folder / style)
+        (folder / style / "README.md").unlink(missing_ok=True)  # peft's model-card template: not part of the adapter
+    note = {"what": "random LoRAs for the tiny model; their videos are noise", "version": TINY_LORA_VERSION}
+    (folder / "TINY_LORA.json").write_text(json.dumps(note, indent=2))
 
 
 def lora_source(model_id):
@@ -123,17 +113,33 @@ def check_style(style):
 
 
 def load_lora(unet, source, style):
-    """Wrap `unet` in a peft model with the `style` LoRA from `source` (hub id or folder). Notebook 08."""
+    """Wrap `unet` in a peft model with the `style` LoRA from `source` (hub id or folder). Notebook 08.
+
+    A LoRA that is missing raises ModelNotAvailableError; one that is there but cannot be read
+    (a download cut short, a damaged file) raises BadModelError naming what to delete.
+    """
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     try:
         return PeftModel.from_pretrained(unet, source, subfolder=style, adapter_name=style, torch_device="cpu")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         if Path(source).is_dir():
-            raise
-        from .pipeline import _not_available_message
+            where, fix = Path(source) / style, f"Delete the folder {source} and download it again (the tiny LoRA's is rebuilt by itself)"
+        elif isinstance(error, SafetensorError):  # a hub LoRA whose cached download is damaged
+            from huggingface_hub import constants
 
-        raise ModelNotAvailableError(_not_available_message(source, error)) from error
+            cached = Path(constants.HF_HUB_CACHE) / ("models--" + source.replace("/", "--"))
+            where, fix = f"{source} (cached in {cached})", f"Delete {cached} and run again to download it anew"
+        else:
+            from .pipeline import _not_available_message
+
+            raise ModelNotAvailableError(_not_available_message(source, error)) from error
+        raise BadModelError(
+            f"The few-step LoRA {style!r} in {where} cannot be loaded: it is damaged, incomplete or not a LoRA "
+            f"for this model ({detail}). {fix}; the pipeline is left as it was."
+        ) from error
 
 
 def make_fast(pipe, style=MCM_STYLES[0], *, source=None, verbose=True):
@@ -150,20 +156,27 @@ def make_fast(pipe, style=MCM_STYLES[0], *, source=None, verbose=True):
         )
     style = check_style(style)
     source = source or lora_source(getattr(pipe, "t2v_model_id", None))
-    names = mcm_target_modules(pipe.unet)
-    originals = {
-        f"{name}.{key}": value.detach().to("cpu", copy=True)
-        for name in names
-        for key, value in pipe.unet.get_submodule(name).named_parameters(recurse=False)
-    }
-    previous = pipe.scheduler
-    peft_unet = load_lora(pipe.unet, source, style)
-    pipe.unet = peft_unet.merge_and_unload()
+    previous, unet, originals = pipe.scheduler, pipe.unet, {}
+    try:
+        peft_unet = load_lora(unet, source, style)
+        layers = _lora_layers(unet)
+        # The weights of exactly the layers this adapter wraps, before the merge changes them.
+        originals = {
+            f"{name}.{key}": value.detach().to("cpu", copy=True)
+            for name, layer in layers.items()
+            for key, value in layer.get_base_layer().named_parameters()
+        }
+        merged = peft_unet.merge_and_unload()
+    except BaseException:  # a damaged file, Ctrl-C: whatever stops it, the UNet is left as it was
+        _remove_lora_layers(unet)
+        _put_back(unet, originals)
+        raise
+    pipe.unet = merged
     set_scheduler(pipe, "lcm")
-    pipe.t2v_fast = FastMode(style, source, layers=len(names), previous_scheduler=previous, originals=originals)
+    pipe.t2v_fast = FastMode(style, source, layers=len(layers), previous_scheduler=previous, originals=originals)
     if verbose:
         print(
-            f"Merged the MCM LoRA {style!r} from {source} into {len(names)} UNet layers and set the LCM scheduler "
+            f"Merged the MCM LoRA {style!r} from {source} into {len(layers)} UNet layers and set the LCM scheduler "
             f"(timestep_scaling=4.0). Use {FAST_STEPS} steps and guidance {FAST_GUIDANCE}: `**fast.settings`."
         )
     return pipe.t2v_fast
@@ -174,14 +187,34 @@ def undo_fast(pipe, verbose=True):
     fast = getattr(pipe, "t2v_fast", None)
     if not fast:
         raise SettingError("pipe", "a pipeline not in few-step mode", "has nothing to undo", "a pipeline after make_fast", "t2v.make_fast(pipe) first")
-    state = pipe.unet.state_dict()
-    with torch.no_grad():
-        for key, value in fast.originals.items():
-            state[key].copy_(value)
+    _put_back(pipe.unet, fast.originals)
     pipe.scheduler = fast.previous_scheduler
     pipe.t2v_fast = None
     if verbose:
         print(f"Restored the original weights of {fast.layers} UNet layers and the {type(pipe.scheduler).__name__}.")
+
+
+def _lora_layers(unet):
+    # The layers peft wrapped, by their names in the plain UNet.
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return {name: module for name, module in unet.named_modules() if isinstance(module, BaseTunerLayer)}
+
+
+def _remove_lora_layers(unet):
+    # What peft's unload() does, for a UNet whose PeftModel never came back (its loading failed).
+    for name, layer in _lora_layers(unet).items():
+        parent, _, child = name.rpartition(".")
+        setattr(unet.get_submodule(parent), child, layer.get_base_layer())
+    if hasattr(unet, "peft_config"):
+        del unet.peft_config
+
+
+def _put_back(unet, originals):
+    state = unet.state_dict()
+    with torch.no_grad():
+        for key, value in originals.items():
+            state[key].copy_(value)
 
 
 def check_fast_settings(pipe, steps, guidance, negative_prompt=None):

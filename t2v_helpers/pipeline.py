@@ -87,8 +87,17 @@ def choose_runtime(offload="auto", dtype=None):
 
 
 def model_path(model_id=MODEL_ID):
-    """What to pass to `from_pretrained`: the tiny model's folder for 'tiny', else `model_id`. Notebook 02."""
-    return str(build_tiny_model()) if model_id == TINY_MODEL_ID else model_id
+    """What to pass to `from_pretrained`: the tiny model's folder for 'tiny', a folder with ~ expanded, else `model_id`. Notebook 02."""
+    if model_id == TINY_MODEL_ID:
+        return str(build_tiny_model())
+    model_id = str(model_id)
+    if not model_id.startswith("~"):
+        return model_id
+    # '~/models/x' is a folder, never a hub id: check_model and load_pipeline both expand it here.
+    try:
+        return str(Path(model_id).expanduser())
+    except RuntimeError:  # '~someone/x' for a user this machine does not know: check_model says it is missing
+        return model_id
 
 
 def default_model():
@@ -124,15 +133,17 @@ def check_model(model_id):
 
     Accepts 'tiny', a hub id ('owner/name') that is not a folder here, or a folder holding a
     diffusers model_index.json whose parts are diffusers and transformers classes only (a model
-    that names its own code is refused: that code would run on this machine).
+    that names its own code is refused: that code would run on this machine). Returns the name
+    normalised as `load_pipeline` loads it (`model_path`): '~/x' comes back as the full folder name.
     """
     try_instead = "Try 'tiny', the model id 'ali-vilab/text-to-video-ms-1.7b', or the folder a model was downloaded to"
     if not isinstance(model_id, (str, os.PathLike)) or not str(model_id).strip():
         raise BadModelError(f"Model {model_id!r} is empty: it names no model. {try_instead}.")
     model_id = str(model_id)
     if model_id == TINY_MODEL_ID:
-        return
-    path = Path(model_id).expanduser()
+        return model_id
+    loads = model_path(model_id)
+    path = Path(loads)
     if path.is_file():
         raise BadModelError(f"Model {model_id!r} is a file; a model is a folder or a hub id. {try_instead}.")
     if not path.exists():
@@ -142,14 +153,14 @@ def check_model(model_id):
                 f"Model {shorten(model_id, 80)} is neither a folder here nor a hub model id (ids look like "
                 f"'owner/name': letters, digits, '-', '_' and '.', no spaces). Check the spelling. {try_instead}."
             )
-        return
+        return loads
     index = path / "model_index.json"
     redownload = f"Download the model again (`hf download MODEL_ID --local-dir {model_id}`), or {try_instead[4:].lower()}"
     if not index.is_file():
         raise BadModelError(f"Model folder {model_id!r} has no model_index.json, so it is empty, incomplete or not a diffusers model. {redownload}.")
     try:
         parts = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested thousands of levels deep
         raise BadModelError(f"Model folder {model_id!r} has a model_index.json that cannot be read ({error}). {redownload}.") from None
     if not isinstance(parts, dict):
         raise BadModelError(f"Model folder {model_id!r} has a model_index.json that is not a table of parts. {redownload}.")
@@ -165,6 +176,7 @@ def check_model(model_id):
             f"modules other than {' and '.join(KNOWN_LIBRARIES)}); code shipped with a model is never run here. "
             f"Use a model whose parts are diffusers and transformers classes, such as 'tiny' or {MODEL_ID!r}."
         )
+    return loads
 
 
 def _not_available_message(model_id, error):

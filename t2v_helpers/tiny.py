@@ -138,24 +138,35 @@ def build_tiny_model(path=None, *, rebuild=False):
     and a rebuild swaps the new folder in rather than deleting the one a reader may be loading.
     """
     path = Path(path) if path else cache_dir() / f"tiny-text-to-video-v{TINY_VERSION}"
+    return build_once(path, _save_model, marker="TINY_MODEL.json", version=TINY_VERSION, what="tiny model", rebuild=rebuild)
+
+
+def build_once(path, save, *, marker, version, what, rebuild=False):
+    """Build the folder `path` once with `save(folder)`, safely under concurrent processes. Notebook 02.
+
+    `save` writes the files and, last, `marker`: a JSON file whose "version" says which recipe
+    built it. Used by `build_tiny_model` and `fast.build_tiny_lora`; the guarantees are theirs
+    (one builder at a time, a whole folder or none, a rebuild swapped in, a folder that is not
+    ours never touched).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with _lock(path):
         _remove_killed_builds(path)
-        built = _version_built_here(path)
+        built = _version_built_here(path / marker)
         if built is None and path.exists():  # not ours: a user's folder is never touched
-            raise FileExistsError(f"{path} exists and is not a tiny model built here; choose another path.")
-        if built == TINY_VERSION and (path / "model_index.json").exists() and not rebuild:
+            raise FileExistsError(f"{path} exists and is not a {what} built here; choose another path.")
+        if built == version and not rebuild:
             return path
         staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(path), dir=path.parent))
         try:
-            _save_model(staging)
+            save(staging)
             if path.exists():
-                _swap(staging, path)  # `staging` now holds the old model
+                _swap(staging, path)  # `staging` now holds the old folder
             else:
                 staging.rename(path)
         finally:
             # Readers that opened the old files keep them (POSIX keeps deleted files open);
-            # new readers find the new model at `path`.
+            # new readers find the new folder at `path`.
             shutil.rmtree(staging, ignore_errors=True)
     return path
 
@@ -175,9 +186,9 @@ def _save_model(folder):
     (folder / "TINY_MODEL.json").write_text(json.dumps(note, indent=2))
 
 
-def _version_built_here(path):
+def _version_built_here(marker):
     try:
-        return json.loads((path / "TINY_MODEL.json").read_text())["version"]
+        return json.loads(marker.read_text())["version"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 import t2v_helpers as t2v
 from t2v_helpers import cli, validate
-from t2v_helpers.errors import GPUMemoryError, NonFiniteFramesError, PromptTooLongWarning, SettingError
+from t2v_helpers.errors import BadModelError, GPUMemoryError, NonFiniteFramesError, PromptTooLongWarning, SettingError
+from t2v_helpers.pipeline import check_model
 from t2v_helpers.schedulers import SCHEDULERS, STEP_LIMITS
 from tools.find_step_limits import failure
 
@@ -261,6 +262,9 @@ def bad_models(tmp_path):
     index["unet"] = ["my_unet", "MyUNet"]
     (remote / "model_index.json").write_text(json.dumps(index))
     (remote / "unet" / "my_unet.py").write_text("raise SystemExit('remote code ran')\n")
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    (nested / "model_index.json").write_text("[" * 100_000 + "]" * 100_000)  # json's parser recurses once per level
     return {
         "a file": str(tmp_path / "a-file.txt"),
         "a missing folder": str(tmp_path / "missing" / "model"),
@@ -270,13 +274,14 @@ def bad_models(tmp_path):
         "a truncated folder": str(truncated),
         "a folder without model_index.json": str(no_index),
         "a folder asking for remote code": str(remote),
+        "a deeply nested model_index.json": str(nested),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["a file", "a missing folder", "empty text", "an id with spaces", "an empty folder", "a truncated folder",
-     "a folder without model_index.json", "a folder asking for remote code"],
+     "a folder without model_index.json", "a folder asking for remote code", "a deeply nested model_index.json"],
 )
 def test_a_bad_model_is_one_paragraph_exit_2(case, tmp_path, capsys):
     model = bad_models(tmp_path)[case]
@@ -284,6 +289,23 @@ def test_a_bad_model_is_one_paragraph_exit_2(case, tmp_path, capsys):
     assert code == 2, err
     assert_one_paragraph(err)
     assert "--model" in err
+
+
+def test_a_deeply_nested_model_index_is_a_bad_model_folder(tmp_path):
+    with pytest.raises(BadModelError, match="model_index.json that cannot be read"):
+        check_model(bad_models(tmp_path)["a deeply nested model_index.json"])
+
+
+def test_a_model_folder_under_home_written_with_a_tilde_loads_and_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tiny_copy(tmp_path)
+    assert check_model("~/model") == str(tmp_path / "model")
+    pipe = t2v.load_pipeline("~/model", verbose=False)
+    assert pipe.t2v_model_id == "~/model" and tuple(pipe.unet.config.block_out_channels) == (16, 32)
+    pickled = pickle_folder(tmp_path / "other")
+    with pytest.raises(t2v.PickleWeightsError):
+        t2v.load_pipeline("~/other/model", verbose=False)
+    assert pickled == tmp_path / "other" / "model"
 
 
 def test_a_partly_downloaded_real_model_says_so(tmp_path):

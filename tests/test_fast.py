@@ -9,14 +9,18 @@ import torch
 
 import t2v_helpers as t2v
 from t2v_helpers import fast
+from t2v_helpers.errors import BadModelError
 
 SMALL = dict(frames=4, height=32, width=32, seed=3)
 
 
 @pytest.fixture
 def fresh_pipe():
-    """A pipeline of its own: make_fast changes weights, which no other test should see."""
-    pipe = t2v.load_pipeline("tiny", verbose=False)
+    """A pipeline of its own: make_fast changes weights, which no other test should see.
+
+    In float32, whatever this CPU would choose: the tests compare outputs to a tolerance and feed float32 inputs.
+    """
+    pipe = t2v.load_pipeline("tiny", dtype=torch.float32, verbose=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -208,3 +212,164 @@ def test_committed_full_size_results_compare_dpm_25_with_lcm_4():
     assert (dpm["unet_evaluations_per_video"], lcm["unet_evaluations_per_video"]) == (50, 4)
     assert all(r["model"] == "full" and r["load_before"] is not None for r in runs)
     assert t2v.bench.markdown_fast(results) == (t2v.bench.RESULTS_DIR / "cpu-fast-full.md").read_text()
+
+
+# --- a damaged or unusual LoRA -------------------------------------------------------------------
+
+def damaged_lora(tmp_path):
+    """A copy of the tiny LoRA whose first style's weights are cut to half, as by a download cut short."""
+    import shutil
+
+    root = tmp_path / "lora"
+    shutil.copytree(fast.build_tiny_lora(), root)
+    weights = root / fast.MCM_STYLES[0] / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return root
+
+
+def assert_same_unet(pipe, weights, unet_class):
+    state = pipe.unet.state_dict()
+    assert type(pipe.unet) is unet_class and state.keys() == weights.keys()
+    assert all(torch.equal(weights[k], v) for k, v in state.items())
+
+
+def test_a_damaged_lora_is_a_clear_error_and_leaves_the_unet_as_it_was(fresh_pipe, tmp_path):
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    unet_class = type(fresh_pipe.unet)
+    root = damaged_lora(tmp_path)
+    with pytest.raises(BadModelError, match=f"{root / fast.MCM_STYLES[0]}.*damaged.*Delete"):
+        fast.make_fast(fresh_pipe, source=str(root))
+    assert_same_unet(fresh_pipe, weights, unet_class)
+    assert not getattr(fresh_pipe, "t2v_fast", None) and type(fresh_pipe.scheduler).__name__ == "DDIMScheduler"
+    fast.make_fast(fresh_pipe, verbose=False)
+    fast.undo_fast(fresh_pipe, verbose=False)
+    assert_same_unet(fresh_pipe, weights, unet_class)
+
+
+def test_a_merge_stopped_part_way_restores_the_unet(fresh_pipe, monkeypatch):
+    from peft.tuners.lora import layer
+
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    unet_class = type(fresh_pipe.unet)
+    merged = []
+
+    def stop_after_ten(original):
+        def merge(self, *args, **kwargs):
+            if len(merged) == 10:
+                raise KeyboardInterrupt  # Ctrl-C half-way through the merge
+            merged.append(self)
+            return original(self, *args, **kwargs)
+
+        return merge
+
+    for cls in (layer.Linear, layer.Conv2d):
+        monkeypatch.setattr(cls, "merge", stop_after_ten(cls.merge))
+    with pytest.raises(KeyboardInterrupt):
+        fast.make_fast(fresh_pipe, verbose=False)
+    assert len(merged) == 10
+    assert_same_unet(fresh_pipe, weights, unet_class)
+
+
+def test_undo_is_complete_for_an_adapter_on_layers_outside_mcms_rule(fresh_pipe, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    unet_class = type(fresh_pipe.unet)
+    other = fresh_pipe.unet.__class__.from_pretrained(t2v.build_tiny_model() / "unet")
+    config = LoraConfig(r=2, lora_alpha=2, target_modules=["conv_in", "time_embedding.linear_1", "to_q"], init_lora_weights=False)
+    torch.manual_seed(0)
+    get_peft_model(other, config).save_pretrained(tmp_path / "other" / fast.MCM_STYLES[0])
+    mode = fast.make_fast(fresh_pipe, source=str(tmp_path / "other"), verbose=False)
+    assert not torch.equal(fresh_pipe.unet.state_dict()["conv_in.weight"], weights["conv_in.weight"])
+    assert mode.layers == 2 + sum(name.endswith("to_q") for name, _ in fresh_pipe.unet.named_modules())
+    fast.undo_fast(fresh_pipe, verbose=False)
+    assert_same_unet(fresh_pipe, weights, unet_class)
+
+
+def test_the_command_line_with_a_damaged_cached_lora_is_one_paragraph_exit_2(tmp_path, monkeypatch, capsys):
+    from t2v_helpers import cli
+
+    root = damaged_lora(tmp_path)
+    monkeypatch.setattr(fast, "build_tiny_lora", lambda: root)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a cat", "--model", "tiny", "--fast", "--frames", "2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "damaged" in err
+
+
+# --- several processes building the tiny LoRA -----------------------------------------------------
+
+BUILDER = """
+import sys, time
+from pathlib import Path
+from safetensors.torch import load_file
+from t2v_helpers import fast
+
+target, go = Path(sys.argv[1]), Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+root = fast.build_tiny_lora(target)
+for style in fast.MCM_STYLES:
+    load_file(root / style / "adapter_model.safetensors")
+print("complete", root)
+"""
+
+
+def test_processes_building_the_tiny_lora_at_once_all_end_with_a_complete_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    target, go = tmp_path / "cache" / "lora", tmp_path / "go"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    children = [subprocess.Popen([sys.executable, "-c", BUILDER, str(target), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    time.sleep(3)  # let them import torch and peft, so that their builds overlap
+    go.touch()
+    for child in children:
+        out, err = child.communicate(timeout=600)
+        assert child.returncode == 0 and f"complete {target}" in out, err[-3000:]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["lora"]  # no staging folder or lock left
+
+
+def test_a_rebuild_of_the_tiny_lora_never_leaves_a_file_missing(tmp_path):
+    import threading
+
+    root = fast.build_tiny_lora(tmp_path / "lora")
+    files = [root / style / name for style in fast.MCM_STYLES for name in ("adapter_config.json", "adapter_model.safetensors")]
+    gaps, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            gaps.extend(f for f in files if not f.exists())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(2):
+            assert fast.build_tiny_lora(root, rebuild=True) == root
+    finally:
+        done.set()
+        watcher.join()
+    assert gaps == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
+
+
+def test_a_killed_lora_build_leaves_nothing_behind_after_the_next_build(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "lora"
+    child = subprocess.Popen([sys.executable, "-c", BUILDER, str(target), str(tmp_path)])
+    deadline = time.monotonic() + 300
+    while not any(p.is_dir() and p.name.startswith(".") for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and child.poll() is None, "the build did not start"
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    fast.build_tiny_lora(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
