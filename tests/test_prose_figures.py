@@ -32,6 +32,9 @@ class Figure:
 FIGURES = [
     # README.md
     Figure("README.md", "took {} times as long as a raw", "benchmarks/results/cpu-tiny.json", "overhead.ratio_median", ".3f"),
+    Figure("README.md", "| {} MB on disk", "benchmarks/results/cpu-tiny-model.json", "size_mb", ".1f"),
+    Figure("README.md", "built in {} s (median of 3)", "benchmarks/results/cpu-tiny-model.json", "build_median_s", ".2f"),
+    Figure("README.md", "| {} s to generate (median of 3", "benchmarks/results/cpu-tiny-model.json", "video_median_s", ".0f"),
     Figure("README.md", "| float32, VAE slicing on | {} |", "benchmarks/results/cpu-full.json", "runs[0].step_s", ".0f"),
     Figure("README.md", "| float32, VAE slicing off | {} |", "benchmarks/results/cpu-full.json", "runs[1].step_s", ".0f"),
     Figure("README.md", "| bfloat16, VAE slicing on | {} |", "benchmarks/results/cpu-full.json", "runs[2].step_s", ".0f"),
