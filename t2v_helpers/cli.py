@@ -139,7 +139,7 @@ def explain(error):
         )
     # One paragraph: line breaks (from a library's own message) become spaces; spaces inside quoted values stay.
     message = re.sub(r"\s*\n\s*", " ", str(error).strip()).replace("load_pipeline('tiny')", "--model tiny")
-    return f"--model: {message}" if isinstance(error, (BadModelError, ModelNotAvailableError)) else message
+    return f"{getattr(error, 'option', '--model')}: {message}" if isinstance(error, (BadModelError, ModelNotAvailableError)) else message
 
 
 def guidance(args):

@@ -60,6 +60,8 @@ class ModelNotAvailableError(OSError):
 class BadModelError(ValueError):
     """The model name or folder cannot be a model (a file, empty, truncated, asks for its own code). Notebook 02."""
 
+    option = "--model"  # the command-line option whose value it is about
+
 
 class PickleWeightsError(ValueError):
     """The model has only pickle (`.bin`) weights, which can run code when loaded. Notebook 02.

@@ -125,6 +125,7 @@ def load_lora(unet, source, style):
         return PeftModel.from_pretrained(unet, source, subfolder=style, adapter_name=style, torch_device="cpu")
     except (OSError, ValueError, SafetensorError) as error:
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        where = None
         if Path(source).is_dir():
             where, fix = Path(source) / style, f"Delete the folder {source} and download it again (the tiny LoRA's is rebuilt by itself)"
         elif isinstance(error, SafetensorError):  # a hub LoRA whose cached download is damaged
@@ -132,14 +133,17 @@ def load_lora(unet, source, style):
 
             cached = Path(constants.HF_HUB_CACHE) / ("models--" + source.replace("/", "--"))
             where, fix = f"{source} (cached in {cached})", f"Delete {cached} and run again to download it anew"
-        else:
+        if where is None:
             from .pipeline import _not_available_message
 
-            raise ModelNotAvailableError(_not_available_message(source, error)) from error
-        raise BadModelError(
-            f"The few-step LoRA {style!r} in {where} cannot be loaded: it is damaged, incomplete or not a LoRA "
-            f"for this model ({detail}). {fix}; the pipeline is left as it was."
-        ) from error
+            problem = ModelNotAvailableError(_not_available_message(source, error))
+        else:
+            problem = BadModelError(
+                f"The few-step LoRA {style!r} in {where} cannot be loaded: it is damaged, incomplete or not a LoRA "
+                f"for this model ({detail}). {fix}; the pipeline is left as it was."
+            )
+        problem.option = "--fast"  # what the command line names it by
+        raise problem from error
 
 
 def make_fast(pipe, style=MCM_STYLES[0], *, source=None, verbose=True):
