@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import USER_ERRORS, add_generate_options, check_arguments, load, make_video
+from .cli import EXIT_STOPPED, EXIT_USER_ERROR, STOPPED, USER_ERRORS, add_generate_options, check_arguments, explain, load, make_video
 
 
 def line_folder(out_dir, number):
@@ -51,8 +51,10 @@ def main(argv=None):
                 pipe = load(args, **options) if mine else None
             for number, prompt in mine:
                 make_video(pipe, prompt, args, line_folder(args.out, number), label=f"{rank}line {number}: ")
-        except USER_ERRORS as error:
-            parser.exit(1, f"{parser.prog}: error: {rank}{error}\n")
+        except USER_ERRORS as error:  # worded and numbered as in the `t2v` command line
+            parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {rank}{explain(error)}\n")
+        except KeyboardInterrupt:
+            parser.exit(EXIT_STOPPED, f"\n{parser.prog}: {rank}{STOPPED}\n")
     state.wait_for_everyone()
     return 0
 

@@ -86,3 +86,21 @@ def test_bad_input_stops_before_any_work(tmp_path, content, extra, message):
     run = run_batch([sys.executable], prompts, tmp_path / "out", *extra)
     assert run.returncode == 2 and message in run.stderr, run.stderr
     assert "prompts: lines" not in run.stdout and not list(tmp_path.rglob("*.mp4"))
+
+
+def test_a_model_that_fails_to_load_is_one_paragraph_and_exit_2_as_in_the_cli(tmp_path):
+    import shutil
+
+    import t2v_helpers as t2v
+
+    model = tmp_path / "model"
+    shutil.copytree(t2v.build_tiny_model(tmp_path / "tiny"), model)
+    for weights in (model / "unet").glob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[:100])  # a download cut short
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat\n")
+    command = [sys.executable, "-m", "t2v_helpers.batch", "--prompts", str(prompts), "--model", str(model), "--out", str(tmp_path / "out")]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "--model:" in errors[0] and "Traceback" not in run.stderr, run.stderr
