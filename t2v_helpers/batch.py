@@ -46,9 +46,7 @@ def main(argv=None):
     with state.split_between_processes(prompts) as mine:
         print(f"{rank}{len(mine)} of {len(prompts)} prompts: lines {', '.join(str(n) for n, _ in mine) or 'none'}", flush=True)
         try:
-            # The first process loads first, so a model built on first use (the tiny one) is built once.
-            with state.main_process_first():
-                pipe = load(args, **options) if mine else None
+            pipe = load(args, **options) if mine else None
             for number, prompt in mine:
                 make_video(pipe, prompt, args, line_folder(args.out, number), label=f"{rank}line {number}: ")
         except USER_ERRORS as error:  # worded and numbered as in the `t2v` command line

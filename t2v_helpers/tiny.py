@@ -9,6 +9,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from functools import lru_cache
@@ -138,7 +140,7 @@ def build_tiny_model(path=None, *, rebuild=False):
     and a rebuild swaps the new folder in rather than deleting the one a reader may be loading.
     """
     path = Path(path) if path else cache_dir() / f"tiny-text-to-video-v{TINY_VERSION}"
-    return build_once(path, _save_model, marker="TINY_MODEL.json", version=TINY_VERSION, what="tiny model", rebuild=rebuild)
+    return build_once(path, _save_model_from_any_process, marker="TINY_MODEL.json", version=TINY_VERSION, what="tiny model", rebuild=rebuild)
 
 
 def build_once(path, save, *, marker, version, what, rebuild=False):
@@ -169,6 +171,18 @@ def build_once(path, save, *, marker, version, what, rebuild=False):
             # new readers find the new folder at `path`.
             shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _save_model_from_any_process(folder):
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # transformers writes a model's weights on distributed rank 0 only, so another rank (a
+        # torchrun batch) would build a model without them: save from a fresh process instead.
+        package_parent = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+        code = "import sys; from pathlib import Path; from t2v_helpers.tiny import _save_model; _save_model(Path(sys.argv[1]))"
+        subprocess.run([sys.executable, "-c", code, str(folder)], check=True, env=env)
+    else:
+        _save_model(folder)
 
 
 def _save_model(folder):

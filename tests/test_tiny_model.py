@@ -239,3 +239,25 @@ def test_the_scheduler_config_names_only_what_the_real_file_names(tmp_path):
     dpm = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     dpm.set_timesteps(25)
     assert dpm.config.timestep_spacing == "linspace" and int(dpm.timesteps[0]) == 999
+
+
+BUILD_ON_RANK_1 = """
+import sys
+from pathlib import Path
+from accelerate import PartialState
+import t2v_helpers as t2v
+state = PartialState(cpu=True)
+if state.process_index == 1:  # transformers writes a model's weights on rank 0 only
+    t2v.build_tiny_model(Path(sys.argv[1]))
+state.wait_for_everyone()
+"""
+
+
+def test_a_build_on_a_second_distributed_rank_is_complete(tmp_path):
+    script, folder = tmp_path / "build.py", tmp_path / "tiny"
+    script.write_text(BUILD_ON_RANK_1)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(folder)]
+    run = subprocess.run(torchrun, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in (folder / "text_encoder").glob("*.safetensors")) == ["model.fp16.safetensors", "model.safetensors"]
+    t2v.load_pipeline(str(folder), verbose=False)
