@@ -10,12 +10,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import warnings
 from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
