@@ -1,0 +1,151 @@
+"""What differs between model families, one description per family, looked up by what a checkpoint says it is. Notebook 09.
+
+A family (ModelScope, Wan, CogVideoX, ...) is one module in this package that defines
+`FAMILY = Family(...)`. Its named models (real checkpoints and tiny offline copies) are
+`Model` entries in it. Every helper asks `family_of(pipe)` or `find_model(name)` instead of
+assuming one model: adding a family is one new file here.
+"""
+
+import importlib
+import json
+import pkgutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class Model:
+    """One named checkpoint of a family and its own defaults. Notebook 09.
+
+    `name` is what users type (`load_pipeline('wan')`, `t2v generate --model wan`); `id` is the
+    hub id. A tiny model has `build(folder)`, which writes it in the real repository's layout,
+    and `version`, bumped when its recipe changes; its `id` is its name.
+    """
+
+    name: str
+    id: str
+    family: str
+    height: int
+    width: int
+    frames: int
+    variant: Optional[str] = None  # the weight-file variant to ask for, such as "fp16"
+    about: str = ""  # one sentence for the learner: what it is, where its defaults come from
+    build: Optional[Callable] = None
+    version: int = 0
+
+    @property
+    def tiny(self):
+        """Whether this is a random-weight model built in code (its videos are noise). Notebook 09."""
+        return self.build is not None
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything the helpers need to know about one kind of text-to-video pipeline. Notebook 09.
+
+    Sizes: height and width are multiples of `size_multiple`; frame counts are
+    `frame_step * k + 1` (any count when `frame_step` is 1).
+    """
+
+    name: str
+    pipeline: str  # the diffusers class that makes videos from text
+    classes: tuple  # every model_index.json `_class_name` that belongs to this family
+    denoiser: str  # the pipeline attribute called once per step: "unet" or "transformer"
+    models: tuple  # Model entries; the first is the family's default
+    fps: int
+    steps: int
+    guidance: float
+    size_multiple: int
+    frame_step: int
+    max_tokens: int  # prompt tokens the text encoder reads
+    schedulers: dict  # name -> (scheduler class, settings that differ from the model's own config)
+    step_limits: dict  # name -> the most steps that still give finite frames
+    default_scheduler: str
+    on_step: Callable  # on_step(fn) -> the pipeline keyword arguments that call fn(latents) after each step
+    gpu_dtype: torch.dtype  # the dtype for the weights on a GPU
+    float32_parts: tuple = ()  # parts kept in float32 whatever the dtype (Wan's VAE)
+    decode: Optional[Callable] = None  # decode(pipe, latents of one video, batch dim kept) -> (frames, height, width, 3) in 0..1
+    memory: Optional[object] = None  # a t2v_helpers.memory profile of the full-size model
+    pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments every call passes
+    about: str = ""
+
+    def check_frames(self, frames):
+        """Whether `frames` is a count this family makes (4k+1 for Wan and CogVideoX). Notebook 09."""
+        return frames >= 1 and (frames - 1) % self.frame_step == 0
+
+
+def legacy_callback(fn):
+    """Keyword arguments for pipelines with the old `callback(step, timestep, latents)` (ModelScope). Notebook 04."""
+    return {"callback": lambda step, timestep, latents: fn(latents)}
+
+
+def step_end_callback(fn):
+    """Keyword arguments for pipelines with `callback_on_step_end` (Wan, CogVideoX, most newer pipelines). Notebook 09."""
+
+    def callback(pipe, step, timestep, tensors):
+        fn(tensors["latents"])
+        return {}
+
+    return {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": ["latents"]}
+
+
+@lru_cache(maxsize=1)
+def families():
+    """Every family in this package, by name; ModelScope first (the article's). Notebook 09."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "modelscope", m.name)):
+        family = importlib.import_module(f"{__name__}.{info.name}").FAMILY
+        found[family.name] = family
+    return found
+
+
+def models():
+    """Every named model of every family, by name. Notebook 09."""
+    return {model.name: model for family in families().values() for model in family.models}
+
+
+def find_model(name_or_id):
+    """The Model whose name or hub id this is, or None (a folder or a hub id not listed here). Notebook 09."""
+    if not isinstance(name_or_id, str):
+        return None
+    key = name_or_id.strip()
+    listed = models()
+    return listed.get(key.lower()) or next((m for m in listed.values() if m.id == key), None)
+
+
+def family_named(name):
+    """The Family called `name` ('modelscope', 'wan', ...). Notebook 09."""
+    return families()[name]
+
+
+def family_of_class(class_name):
+    """The Family a model_index.json `_class_name` belongs to, or None. Notebook 09."""
+    return next((f for f in families().values() if class_name in f.classes), None)
+
+
+def family_of(pipe):
+    """The Family of a loaded pipeline (by its class), ModelScope for anything unknown. Notebook 09."""
+    return family_of_class(type(pipe).__name__) or families()["modelscope"]
+
+
+def family_of_folder(folder):
+    """The Family named by the model_index.json in `folder`, or None if there is none or it is unknown. Notebook 09."""
+    try:
+        index = json.loads((Path(folder) / "model_index.json").read_text(encoding="utf-8"))
+        return family_of_class(index.get("_class_name"))
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+
+
+def model_of(pipe):
+    """The Model a loaded pipeline was loaded as, else its family's default model. Notebook 09."""
+    return find_model(getattr(pipe, "t2v_model_id", None)) or family_of(pipe).models[0]
+
+
+def denoiser(pipe):
+    """The part of `pipe` called once per step: its UNet or its transformer. Notebook 09."""
+    return getattr(pipe, family_of(pipe).denoiser)

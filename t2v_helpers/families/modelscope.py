@@ -1,0 +1,97 @@
+"""ModelScope text-to-video (the article's model) and the checkpoints that share its pipeline. Notebooks 02-08.
+
+A 3D UNet denoises 4-channel latents 8 times smaller than the frames; a CLIP text encoder
+reads 77 tokens; DDPM noise (1000 steps) with classifier-free guidance.
+"""
+
+from diffusers import (
+    DDIMScheduler,
+    DEISMultistepScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    LCMScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+import torch
+
+from . import Family, Model, legacy_callback
+
+# name -> (class, settings that differ from the pipeline's own scheduler config)
+SCHEDULERS = {
+    "ddim": (DDIMScheduler, {}),
+    "dpm": (DPMSolverMultistepScheduler, {}),
+    "dpm++2m-karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler-a": (EulerAncestralDiscreteScheduler, {}),
+    "heun": (HeunDiscreteScheduler, {}),
+    "pndm": (PNDMScheduler, {}),
+    "deis": (DEISMultistepScheduler, {}),
+    # Few-step sampling for the distilled MCM LoRA (notebook 08), with the timestep scaling it was trained with.
+    "lcm": (LCMScheduler, {"timestep_scaling": 4.0}),
+}
+
+# The most steps each scheduler takes and still gives finite frames, with the model's
+# scheduler config (1000 training steps). Found by experiment: tools/find_step_limits.py runs
+# each scheduler's loop and bisects for the most steps that work (its output is in
+# benchmarks/results/step-limits.txt), and the
+# tests/test_bad_input.py check runs one step past each limit. At 1000 steps DDIM and PNDM raise
+# IndexError at the first step; DPM, DEIS and UniPC repeat a timestep (h = 0) and end in NaN.
+STEP_LIMITS = {
+    "ddim": 999,
+    "dpm": 999,
+    "dpm++2m-karras": 1000,
+    "unipc": 999,
+    "euler": 1000,
+    "euler-a": 1000,
+    "heun": 1000,
+    "pndm": 999,
+    "deis": 999,
+    "lcm": 50,  # LCMScheduler refuses more steps than its original_inference_steps (50)
+}
+
+
+def _build_tiny(folder):
+    from ..tiny import _save_model
+
+    _save_model(folder)
+
+
+def _decode(pipe, latents):
+    # latents: one video, (1, 4, frames, height/8, width/8), as the step callback hands them
+    video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
+    return pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+
+
+FAMILY = Family(
+    name="modelscope",
+    pipeline="TextToVideoSDPipeline",
+    classes=("TextToVideoSDPipeline", "VideoToVideoSDPipeline"),
+    denoiser="unet",
+    models=(
+        Model(
+            "modelscope", "ali-vilab/text-to-video-ms-1.7b", "modelscope", 256, 256, 16, variant="fp16",
+            about="ModelScope text-to-video 1.7B (2023), the article's model: 256x256, played at 8 frames per second.",
+        ),
+        Model(
+            "tiny", "tiny", "modelscope", 256, 256, 16, variant="fp16", build=_build_tiny, version=4,
+            about="A tiny random-weight copy of the ModelScope model, built in code: its videos are noise.",
+        ),
+    ),
+    fps=8,  # the rate ModelScope's own pipeline writes the model's videos at (16 frames = 2 s)
+    steps=25,
+    guidance=9.0,
+    size_multiple=8,  # the VAE works on 8x8 pixel blocks
+    frame_step=1,
+    max_tokens=77,
+    schedulers=SCHEDULERS,
+    step_limits=STEP_LIMITS,
+    default_scheduler="dpm",
+    on_step=legacy_callback,
+    gpu_dtype=torch.float16,
+    decode=_decode,
+    about="ModelScope: a 3D UNet on DDPM noise, a CLIP text encoder (77 tokens), 8 frames per second.",
+)
