@@ -38,6 +38,14 @@ def upscaler_for(model):
     return "tiny-zeroscope-xl" if listed is not None and listed.tiny else UPSCALER
 
 
+def upscaled_size(height, width, pipe):
+    """Twice `height` x `width` (multiples of 8), or the upscaler's own size if that is smaller: the studio's target. Notebook 10."""
+    model = model_of(pipe)
+    if 2 * height > model.height or 2 * width > model.width:
+        return model.height, model.width
+    return 2 * height // 8 * 8, 2 * width // 8 * 8
+
+
 def save_tiny_upscaler(folder):
     """Write a tiny random video-to-video model into `folder`, laid out like zeroscope_v2_XL. Notebook 10.
 
