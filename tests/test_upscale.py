@@ -175,6 +175,21 @@ def test_the_xl_pass_on_a_15_gb_gpu_gets_the_fastest_offload_predicted_to_fit():
         assert predict(mode, **size).peak > predict(mode, frames=24, height=320, width=576).peak
 
 
+@pytest.mark.parametrize("name", ["zeroscope", "zeroscope-xl", "modelscope"])
+def test_offload_auto_predicts_for_the_models_own_frames_and_size(monkeypatch, name):
+    """load_pipeline's offload="auto" on a simulated 15 GiB GPU (a T4) asks the memory model about the model's own video."""
+    from t2v_helpers import memory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Simulated T4")
+    monkeypatch.setattr(memory, "gpu_memory", lambda: (15 * GIB, 15 * GIB))
+    model = find_model(name)
+    runtime = t2v.choose_runtime(model=model)
+    mode, reason, _ = choose_offload(15 * GIB, frames=model.frames, height=model.height, width=model.width)
+    assert runtime.offload == mode and reason in runtime.reason
+    assert f"{model.frames} frames of {model.width}x{model.height}" in runtime.reason
+
+
 # --- t2v upscale ---------------------------------------------------------------------------------
 
 CLI_SMALL = ["--model", "tiny-zeroscope-xl", "--steps", "2", "--height", "56", "--width", "96"]
