@@ -27,6 +27,7 @@ from .video import to_uint8
 
 UPSCALER = "zeroscope-xl"
 STRENGTH = 0.6  # diffusers' default for VideoToVideoSDPipeline; zeroscope_v2_XL's card suggests 0.66 to 0.85
+MAX_VIDEO_BYTES = 2**30  # decoded 8-bit RGB frames read from a file: 1 GiB, about 600 frames of 1024x576
 VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or the path of a video file such as an MP4"
 
 
@@ -135,10 +136,12 @@ def steps_run(steps, strength):
     return min(int(steps * strength), steps)
 
 
-def read_video(path, max_frames=MAX_FRAMES):
+def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
     """The frames (frames, height, width, 3; float32 in 0..1) and fps of a video file. Notebook 10.
 
-    A missing, empty or unreadable file, or one longer than `max_frames`, raises SettingError.
+    A missing, empty or unreadable file, or one longer than `max_frames` or larger than
+    `max_bytes` once decoded (8-bit RGB), raises SettingError; reading stops there, so a long
+    film given by mistake cannot fill the memory.
     """
     import imageio_ffmpeg
 
@@ -155,9 +158,10 @@ def read_video(path, max_frames=MAX_FRAMES):
         width, height = meta["size"]
         frames = []
         for data in reader:
-            if len(frames) == max_frames:
+            if len(frames) == max_frames or (len(frames) + 1) * len(data) > max_bytes:
                 reader.close()
-                raise SettingError("video", str(path), f"has more than {max_frames} frames", f"videos of up to {max_frames} frames", "a shorter clip")
+                allowed = f"videos of up to {max_frames} frames and {max_bytes / 2**30:g} GiB as RGB frames ({len(data) / 2**20:.1f} MiB each here)"
+                raise SettingError("video", str(path), f"is longer than this helper reads ({len(frames)} frames so far)", allowed, "a shorter clip, such as the first 2 seconds (ffmpeg -t 2)")
             frames.append(np.frombuffer(data, np.uint8).reshape(height, width, 3))
     except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as error:
         if isinstance(error, SettingError):

@@ -111,6 +111,15 @@ def test_a_video_file_is_read_with_the_prompt_of_its_sidecar(upscaler, saved_sou
     assert frames.shape == (4, 32, 56, 3) and fps == 8
 
 
+def test_a_video_too_long_to_hold_is_refused_while_reading(saved_source):
+    with pytest.raises(SettingError, match=r"is longer than this helper reads \(2 frames so far\)"):
+        up.read_video(saved_source.mp4, max_frames=2)
+    frame_bytes = 32 * 56 * 3
+    with pytest.raises(SettingError, match=r"\(3 frames so far\)"):
+        up.read_video(saved_source.mp4, max_bytes=3 * frame_bytes + 1)
+    assert len(up.read_video(saved_source.mp4, max_bytes=4 * frame_bytes)[0]) == 4
+
+
 def bad_files(tmp_path):
     (tmp_path / "notes.txt").write_text("not a video\n")
     (tmp_path / "empty.mp4").write_bytes(b"")
