@@ -6,6 +6,7 @@ them and lets `cerspense/zeroscope_v2_XL` denoise part of the way back: `strengt
 how far (0 keeps the resized frames, 1 starts from pure noise and ignores them).
 """
 
+import inspect
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from .video import to_uint8
 UPSCALER = "zeroscope-xl"
 STRENGTH = 0.6  # diffusers' default for VideoToVideoSDPipeline; zeroscope_v2_XL's card suggests 0.66 to 0.85
 MAX_VIDEO_BYTES = 2**30  # decoded 8-bit RGB frames read from a file: 1 GiB, about 600 frames of 1024x576
+MAX_SIDECAR_BYTES = 1_000_000
 VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or the path of a video file such as an MP4"
 
 
@@ -91,6 +93,12 @@ def as_upscaler(pipe):
 
     if isinstance(pipe, VideoToVideoSDPipeline):
         return pipe
+    needed = set(inspect.signature(VideoToVideoSDPipeline.__init__).parameters) - {"self"}
+    parts = getattr(pipe, "components", None)
+    if not isinstance(parts, dict) or set(parts) != needed:
+        shown = type(pipe).__name__ if parts is not None else pipe
+        raise SettingError("pipe", shown, f"does not have the parts of a VideoToVideoSDPipeline ({', '.join(sorted(needed))})",
+                           "an upscaler from load_upscaler(), a ModelScope-family pipeline, or a model name", "load_upscaler('zeroscope-xl')")
     with _quiet_deprecation():
         upscaler = VideoToVideoSDPipeline(**pipe.components)
     runtime = getattr(pipe, "t2v_runtime", None)
@@ -193,9 +201,10 @@ def _source(video):
         frames, fps = read_video(video)
         sidecar = Path(video).expanduser().with_suffix(".json")
         prompt = None
-        try:  # the sidecar save_video wrote beside it holds the prompt that made it
-            prompt = json.loads(sidecar.read_text(encoding="utf-8")).get("prompt")
-        except (OSError, ValueError, AttributeError):
+        try:  # the sidecar save_video wrote beside it holds the prompt that made it (a few kB; more is not one)
+            with open(sidecar, "rb") as file:
+                prompt = json.loads(file.read(MAX_SIDECAR_BYTES + 1)).get("prompt")
+        except (OSError, ValueError, AttributeError, RecursionError):
             pass
         return frames, prompt if isinstance(prompt, str) else None, fps or None, {"file": str(video)}
     if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)):
@@ -230,14 +239,14 @@ def upscale(
     """
     strength = check_strength(strength)
     frames, own_prompt, fps, source = _source(video)
-    if isinstance(pipe, str):
-        pipe = load_upscaler(pipe)
-    pipe = as_upscaler(pipe)
-    family, model = family_of(pipe), model_of(pipe)
     prompt = own_prompt if prompt is None else prompt
     if prompt is None:
         raise SettingError("prompt", None, "is needed: this video has no prompt of its own (no VideoResult or sidecar)",
                            "the words that made the video (zeroscope_v2_XL's card: use the same prompt)", "prompt='Spiderman is surfing'")
+    if isinstance(pipe, str):
+        pipe = load_upscaler(pipe)
+    pipe = as_upscaler(pipe)
+    family, model = family_of(pipe), model_of(pipe)
     checked = check_settings(
         pipe, prompt, family.steps if steps is None else steps, len(frames), model.height if height is None else height,
         model.width if width is None else width, family.guidance if guidance is None else guidance, seed, negative_prompt,

@@ -62,6 +62,26 @@ def test_as_upscaler_shares_the_parts_instead_of_copying_them(pipe):
     assert up.as_upscaler(upscaler) is upscaler
 
 
+def test_something_that_is_not_a_modelscope_pipeline_is_refused_as_an_upscaler(pipe):
+    with pytest.raises(SettingError, match="does not have the parts of a VideoToVideoSDPipeline"):
+        up.as_upscaler(None)
+
+    class Parts:
+        components = {"unet": pipe.unet, "vae": pipe.vae}
+
+    with pytest.raises(SettingError, match="pipe='Parts'.*load_upscaler"):
+        up.as_upscaler(Parts())
+
+
+def test_a_sidecar_that_is_not_one_leaves_the_prompt_to_the_caller(saved_source, tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(saved_source.mp4.read_bytes())
+    for text in ("[1, 2]", "{not json", '{"prompt": 5}', '{"prompt": "' + "a" * 1_000_000 + '"}'):
+        video.with_suffix(".json").write_text(text)
+        with pytest.raises(SettingError, match="prompt"):
+            up.upscale("never loaded", video)
+
+
 def test_upscale_keeps_the_frame_count_and_makes_the_size_asked(upscaler, source):
     result = up.upscale(upscaler, source, strength=0.5, **SMALL)
     assert result.frames.shape == (4, 56, 96, 3) and result.frames.dtype == np.float32
