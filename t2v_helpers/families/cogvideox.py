@@ -273,13 +273,9 @@ def _counted_parts():
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    text_encoder = T5EncoderModel(T5Config(**TEXT_ENCODER_CONFIG))
-    # On the meta device the encoder's token embedding is not yet the shared one (from_pretrained
-    # ties them); tied, it is counted once, as the weight files store it.
-    text_encoder.tie_weights()
     return {
         "transformer": CogVideoXTransformer3DModel(**TRANSFORMER_CONFIG),
-        "text_encoder": text_encoder,
+        "text_encoder": T5EncoderModel(T5Config(**TEXT_ENCODER_CONFIG)),
         "vae": AutoencoderKLCogVideoX(**VAE_CONFIG),
     }
 
@@ -293,6 +289,9 @@ def full_size_parameters():
 
     with init_empty_weights():
         parts = _counted_parts()
+    # Built on the meta device, the encoder's token embedding is a second copy of the shared one
+    # (from_pretrained ties them); tied, it is counted once, as the weight files store it.
+    parts["text_encoder"].tie_weights()
     return {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
 
 
