@@ -206,3 +206,16 @@ def test_parameter_counts_match_the_published_weight_files():
     for part, published in cogvideox.PUBLISHED_PARAMETERS.items():
         # The hub shows file sizes to 3 significant figures.
         assert counted[part] == pytest.approx(published, rel=0.005), part
+
+
+def test_load_pipeline_and_generate_run_the_tiny_model_with_the_familys_defaults():
+    import t2v_helpers as t2v
+
+    pipe = t2v.load_pipeline("tiny-cogvideox", verbose=False)
+    pipe.set_progress_bar_config(disable=True)
+    steps_seen = []
+    result = t2v.generate(pipe, PROMPT, steps=2, on_step=lambda step, steps, latents: steps_seen.append(step))
+    assert type(pipe) is CogVideoXPipeline and steps_seen == [1, 2]
+    assert result.frames.shape == (TINY.frames, TINY.height, TINY.width, 3) and np.isfinite(result.frames).all()
+    assert result.settings["fps"] == FAMILY.fps and result.settings["guidance"] == FAMILY.guidance
+    assert result.settings["scheduler"] == FAMILY.default_scheduler
