@@ -30,8 +30,9 @@ MODEL_INDEX = {
 }
 
 # transformer/config.json, https://huggingface.co/THUDM/CogVideoX-2b/blame/ad5ce8664edfdc95cdb9773dd4f80048b25f69ac/transformer/config.json,
-# with "use_rotary_positional_embeddings": false, which the later "config" commit (39015db) added (the
-# file grew from 713 to 758 bytes, that one 45-byte line): the 2B adds fixed 3D sine-cosine positions ("Positional Encoding: 3d_sincos_pos_embed" on the model card).
+# plus "use_rotary_positional_embeddings": false, taken to be what the later "config" commit (39015db)
+# added: the file grew from 713 to 758 bytes, exactly that line's 45, and false is diffusers' default.
+# The 2B adds fixed 3D sine-cosine positions ("Positional Encoding: 3d_sincos_pos_embed", model card).
 # sample_height/width are latent sizes: 60 x 90 latents are 480 x 720 pixels.
 TRANSFORMER_CONFIG = {
     "activation_fn": "gelu-approximate",
