@@ -146,7 +146,8 @@ REAL_SCHEDULER_CONFIG = {
 # "4.53 GB" (float16), vae/diffusion_pytorch_model.safetensors "862 MB" (float32).
 PUBLISHED_PARAMETERS = {"transformer": 3.39e9 / 2, "text_encoder": (4.99e9 + 4.53e9) / 2, "vae": 862e6 / 4}
 
-# The model card, https://huggingface.co/zai-org/CogVideoX-2b (README.md), word for word, for the 2B:
+# The model card, https://huggingface.co/zai-org/CogVideoX-2b (README.md), word for word for the 2B
+# (the table's HTML tags left out):
 MODEL_CARD = {
     "Inference Precision": "FP16* (Recommended), BF16, FP32, FP8*, INT8, no support for INT4",
     "Single GPU VRAM Consumption": "SAT FP16: 18GB diffusers FP16: starting from 4GB* diffusers INT8(torchao): starting from 3.6GB*",
