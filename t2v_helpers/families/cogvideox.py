@@ -323,12 +323,15 @@ FAMILY = Family(
     # (diffusers' AutoencoderKLCogVideoX._decode; test_family_cogvideox.py). 8k+1 frames (1, 9,
     # ..., 49) come back as asked.
     frame_step=8,
+    frames_why="its autoencoder decodes latent frames in pairs, so only 8k+1 frames come back as asked",
     max_tokens=226,
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
     default_scheduler="cogvideox-ddim",
     on_step=step_end_callback,
     gpu_dtype=torch.float16,  # trained in FP16 (model card); the 5B is BF16
+    # Its VAE slices only across a batch of videos; tiling decodes each frame in overlapping tiles.
+    vae_switches=("enable_tiling",),
     decode=_decode,
     about="CogVideoX: a diffusion transformer on a 3D VAE's latents, a T5 text encoder (226 tokens), 8 frames per second.",
 )
