@@ -19,7 +19,7 @@ import t2v_helpers as t2v
 from t2v_helpers.bench import machine, save_results
 from t2v_helpers.upscale import load_upscaler, steps_run, upscale
 
-ROUNDS = 3
+ROUNDS = 5
 FRAMES, STEPS, STRENGTH = 8, 5, 0.6
 SMALL = (320 // 4, 576 // 4)  # a quarter of zeroscope_v2_576w's height and width
 BIG = (576 // 4, 1024 // 4)  # a quarter of zeroscope_v2_XL's

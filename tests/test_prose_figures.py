@@ -124,6 +124,9 @@ FIGURES = [
     Figure("notebooks/10_make_it_sharper.ipynb", "pairs, spread {} to", "benchmarks/results/cpu-upscale-costs.json", "ratio_min", ".1f"),
     Figure("notebooks/10_make_it_sharper.ipynb", " to {}), though it ran only", "benchmarks/results/cpu-upscale-costs.json", "ratio_max", ".1f"),
     Figure("notebooks/10_make_it_sharper.ipynb", "though it ran only {} of its", "benchmarks/results/cpu-upscale-costs.json", "setting.upscale_steps_run", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "shared the machine's {} cores", "benchmarks/results/cpu-upscale-costs.json", "machine.cores", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "(load average {} before,", "benchmarks/results/cpu-upscale-costs.json", "load_before", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "before, {} after): take", "benchmarks/results/cpu-upscale-costs.json", "load_after", ".1f"),
 ]
 
 
