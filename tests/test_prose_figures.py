@@ -117,7 +117,7 @@ FIGURES = [
     Figure("notebooks/10_make_it_sharper.ipynb", "on a GPU with {} GiB (gibibytes) free", "benchmarks/results/upscale-memory.json", "free_gib", ".0f"),
     Figure("notebooks/10_make_it_sharper.ipynb", "the XL pass at up to {} frames with model offload", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.model", "g"),
     Figure("notebooks/10_make_it_sharper.ipynb", "or {} with sequential offload (much slower)", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.sequential", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "real sizes ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "real heights and widths ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
     Figure("notebooks/10_make_it_sharper.ipynb", " frames, {} steps, strength", "benchmarks/results/cpu-upscale-costs.json", "setting.steps", "g"),
     Figure("notebooks/10_make_it_sharper.ipynb", "The second pass took {} times as long as the first", "benchmarks/results/cpu-upscale-costs.json", "ratio_median", ".1f"),
     Figure("notebooks/10_make_it_sharper.ipynb", "(median of {} pairs,", "benchmarks/results/cpu-upscale-costs.json", "setting.rounds", "g"),
