@@ -258,6 +258,7 @@ def full_size_parameters():
     return {name: sum(p.numel() for p in part.parameters()) for name, part in _full_size_parts().items()}
 
 
+@torch.no_grad()
 def _decode(pipe, latents):
     # What WanPipeline.__call__ does after its loop: undo the per-channel normalisation,
     # decode, and turn the video into numpy frames in 0..1.
