@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import t2v_helpers as t2v
+from t2v_helpers import families
 from t2v_helpers.families import family_named, find_model, wan
 from tools import find_step_limits
 
@@ -60,6 +61,8 @@ def test_config_files_have_every_key_of_the_real_ones_and_the_real_values_that_a
         k: v for k, v in wan.VAE_CONFIG.items() if k not in {"base_dim", "dim_mult", "num_res_blocks"}
     }
     encoder = json.loads((folder / "text_encoder" / "config.json").read_text())
+    # transformers 5 writes "dtype" for "torch_dtype" and leaves out output_past and tokenizer_class.
+    assert set(wan.TEXT_ENCODER_CONFIG) - set(encoder) == {"torch_dtype", "output_past", "tokenizer_class"} and "dtype" in encoder
     assert encoder["architectures"] == ["UMT5EncoderModel"] and encoder["model_type"] == "umt5"
     same = ("pad_token_id", "eos_token_id", "decoder_start_token_id", "feed_forward_proj", "dense_act_fn", "scalable_attention", "layer_norm_epsilon")
     assert {k: encoder[k] for k in same} == {k: wan.TEXT_ENCODER_CONFIG[k] for k in same}
@@ -172,3 +175,4 @@ def test_tiny_wan_runs_through_load_pipeline_and_generate():
     result = t2v.generate(pipe, PROMPT, steps=2)
     assert result.frames.shape == (TINY.frames, TINY.height, TINY.width, 3)
     assert result.settings["fps"] == FAMILY.fps == 16 and result.settings["scheduler"] == "unipc"
+    assert families.lean_vae(pipe) == ["pipe.vae.enable_tiling()"] and families.vae_is_lean(pipe)
