@@ -99,7 +99,7 @@ def test_the_tokenizer_has_umt5s_special_ids_reads_any_english_and_stops_at_512(
     assert tokenizer.model_max_length == FAMILY.max_tokens == 512
     ids = tokenizer("A cat walks on the grass, photorealistic 4K!").input_ids
     assert ids[-1] == tokenizer.eos_token_id and tokenizer.unk_token_id in ids
-    assert max(ids) < pipe.text_encoder.config.vocab_size
+    assert len(tokenizer) <= pipe.text_encoder.config.vocab_size
     long = tokenizer("word " * 2000, padding="max_length", max_length=FAMILY.max_tokens, truncation=True).input_ids
     assert len(long) == 512
 
@@ -158,6 +158,12 @@ def test_a_loop_without_set_begin_index_fails_where_wanpipelines_does_not(monkey
     monkeypatch.setattr(find_step_limits, "starts_at_index_zero", lambda family: False)
     assert find_step_limits.failure(name, works, "wan") is None
     assert find_step_limits.failure(name, works + 1, "wan")
+
+
+def test_the_negative_prompt_is_the_one_of_diffusers_own_example():
+    from diffusers.pipelines.wan import pipeline_wan
+
+    assert f'negative_prompt = "{wan.NEGATIVE_PROMPT}"' in pipeline_wan.EXAMPLE_DOC_STRING
 
 
 def test_full_size_parameter_counts_match_the_published_sizes():
