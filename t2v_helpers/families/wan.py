@@ -297,7 +297,7 @@ FAMILY = Family(
     # pipeline_wan.py: height and width "have to be divisible by 16" (check_inputs), the VAE's
     # 8x times the transformer's 2x2 patches.
     size_multiple=16,
-    frame_step=4,  # "num_frames should be of the form 4 * k + 1" (the VAE packs 4 frames into 1)
+    frame_step=4,  # "num_frames should be of the form 4 * k + 1": the VAE keeps the first frame and packs each next 4 into one
     max_tokens=512,  # WanPipeline's max_sequence_length default
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
@@ -305,15 +305,16 @@ FAMILY = Family(
     on_step=step_end_callback,
     # The documentation runs the transformer and text encoder in bfloat16, but this course's
     # GPU, a T4 (Turing, compute capability 7.5), has no bfloat16 tensor cores (they came with
-    # Ampere, 8.0): float16 there. diffusers keeps the transformer's norms, time embedding
-    # and rotary embedding in float32 (WanTransformer3DModel._keep_in_fp32_modules) and
-    # transformers' UMT5 clamps float16 overflow (modeling_umt5.py), the two places float16
-    # would break first. What Wan 2.1 1.3B needs on a T4 (16 GB), from the sizes above: float16
-    # weights; the VAE in float32 ("Set the AutoencoderKLWan dtype to torch.float32 for better
-    # decoding quality", 0.51 GB); model CPU offload, since the UMT5 encoder alone is 11.4 GB
-    # in float16, and with the transformer (2.84 GB) and the VAE that makes 14.7 GB of weights on
-    # a 16 GB card, little room for the activations; as much free RAM as that encoder while it waits on the CPU; and about 29 GB
-    # of disk for the float32 download.
+    # Ampere, 8.0): float16 there. Both libraries guard half precision where they expect it
+    # to overflow: diffusers keeps the transformer's norms, time embedding and rotary embedding
+    # in float32 (WanTransformer3DModel._keep_in_fp32_modules), and transformers' UMT5 clamps
+    # float16 overflow (modeling_umt5.py). Not yet run on the real weights in float16 here.
+    # What Wan 2.1 1.3B needs on a T4 (16 GB), from the sizes above: float16 weights; the VAE in
+    # float32 ("Set the AutoencoderKLWan dtype to torch.float32 for better decoding quality",
+    # 0.51 GB); model CPU offload, since the UMT5 encoder alone is 11.4 GB in float16, and with
+    # the transformer (2.84 GB) and the VAE that makes 14.7 GB of weights on a 16 GB card, little
+    # room for the activations; as much free RAM as that encoder while it waits on the CPU; and
+    # about 29 GB of disk for the float32 download.
     gpu_dtype=torch.float16,
     float32_parts=("vae",),
     vae_switches=("enable_tiling",),  # a video VAE: tiles in space (AutoencoderKLWan.enable_tiling)
