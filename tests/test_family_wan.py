@@ -174,6 +174,21 @@ def test_full_size_parameter_counts_match_the_published_sizes():
     assert counts["transformer"] == pytest.approx(1.42e9, rel=0.01)  # the "1.3B" of the name
 
 
+def test_counting_on_the_meta_device_keeps_umt5s_embedding_tied():
+    # Why full_size_parameters builds under torch.device("meta"), not accelerate.init_empty_weights.
+    from accelerate import init_empty_weights
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(vocab_size=1000, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4)
+    with torch.device("meta"):
+        tied = UMT5EncoderModel(config)
+    with init_empty_weights():
+        untied = UMT5EncoderModel(config)
+    assert tied.shared.weight is tied.encoder.embed_tokens.weight
+    counts = [sum(p.numel() for p in model.parameters()) for model in (untied, tied)]
+    assert counts[0] - counts[1] == 1000 * 32
+
+
 def test_tiny_wan_runs_through_load_pipeline_and_generate():
     pipe = t2v.load_pipeline("tiny-wan", verbose=False)
     pipe.set_progress_bar_config(disable=True)

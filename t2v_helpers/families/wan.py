@@ -204,7 +204,7 @@ def _tiny_tokenizer():
     words.pre_tokenizer = pre_tokenizers.Whitespace()
     # T5 ends every text with "</s>", as the real tokenizer does.
     words.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, vocab[EOS])])
-    # 512: the prompt tokens WanPipeline reads (max_sequence_length), Wan's text_len.
+    # 512: the prompt tokens WanPipeline reads (its max_sequence_length).
     return PreTrainedTokenizerFast(tokenizer_object=words, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=512)
 
 
