@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from .errors import SettingError
-from .families import denoiser, family_of, model_of
+from .families import denoiser, family_named, family_of, model_of
 from .generate import generate
-from .schedulers import set_scheduler
-from .validate import MAX_SEED, MAX_STEPS, check_choice, check_seed, check_whole_number
+from .schedulers import check_scheduler_name, set_scheduler
+from .validate import MAX_SEED, MAX_STEPS, check_seed, check_whole_number
 from .video import MODEL_FPS, save_frames, slug, to_uint8
 
 # (scheduler, steps) starting points to compare for ModelScope: the model's DDIM at diffusers'
@@ -102,7 +102,7 @@ def check_runs(runs, pipe=None):
 
     The names are those of the pipeline's family (ModelScope's without `pipe`).
     """
-    family = family_of(pipe)
+    family = family_of(pipe) if pipe is not None else family_named("modelscope")
     example = f"runs={[(name, family.steps) for name in list(family.schedulers)[:2]]}"
     if isinstance(runs, (str, bytes)) or not hasattr(runs, "__iter__"):
         raise SettingError("runs", runs, "is not a list", "a list of (scheduler, steps) pairs", example)
@@ -110,8 +110,7 @@ def check_runs(runs, pipe=None):
     for run in runs:
         if not isinstance(run, (tuple, list)) or len(run) != 2:
             raise SettingError("runs", run, "is not a (scheduler, steps) pair", "pairs such as ('dpm', 25)", example)
-        name = check_choice("scheduler", run[0], family.schedulers, family.default_scheduler, "is not a registered scheduler")
-        checked.append((name, check_whole_number("steps", run[1], 1, MAX_STEPS, family.steps)))
+        checked.append((check_scheduler_name(run[0], family), check_whole_number("steps", run[1], 1, MAX_STEPS, family.steps)))
     if not checked:
         raise SettingError("runs", runs, "is empty", "at least one (scheduler, steps) pair", example)
     return checked
