@@ -191,7 +191,7 @@ def load(args, **options):
     """Load the model the arguments ask for, with their scheduler; 'auto' says which it chose. README: Command line."""
     model = args.model
     if model == "auto":
-        model, why = default_model()
+        model, why = default_model(AUTO_MODEL)
         print(why)
     if getattr(args, "allow_pickle", False):
         options["allow_pickle"] = True
