@@ -76,7 +76,7 @@ def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     """
     if not isinstance(prompt, str) or not prompt.strip():
         problem = "is empty" if isinstance(prompt, str) else "is not text"
-        allowed = "some words describing the video, up to 77 tokens (about 50 words)"
+        allowed = f"some words describing the video, up to {limit or 77} tokens (CLIP's 77 are about 50 words)"
         raise SettingError(name, prompt, problem, allowed, f"{name}={EXAMPLE_PROMPT!r}")
     try:
         prompt.encode("utf-8")
@@ -239,7 +239,7 @@ def check_frames(frames, family):
     step = family.frame_step
     below = (frames - 1) // step * step + 1
     nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step
-    problem = f"is not {step}k+1 ({family.name}'s video autoencoder packs {step} frames after the first into one latent frame)"
+    problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
     allowed = f"a whole number of the form {step}k+1 from 1 to {MAX_FRAMES}, such as {family.models[0].frames}"
     raise SettingError("frames", frames, problem, allowed, f"frames={nearest}")
 

@@ -46,8 +46,8 @@ def test_half_frames_keeps_the_family_form(step):
 
 
 def test_frames_of_the_wrong_form_are_refused_with_the_nearest_right_count():
-    family = families.Family(**{**vars(families.family_named("modelscope")), "frame_step": 4, "name": "toy"})
-    with pytest.raises(SettingError, match=r"4k\+1.*frames=81"):
+    family = families.Family(**{**vars(families.family_named("modelscope")), "frame_step": 4, "name": "toy", "frames_why": "its autoencoder packs 4 frames into one"})
+    with pytest.raises(SettingError, match=r"4k\+1 for toy \(its autoencoder packs 4 frames into one\).*frames=81"):
         t2v.validate.check_frames(80, family)
     with pytest.raises(SettingError, match="frames=5"):
         t2v.validate.check_frames(6, family)
@@ -121,3 +121,15 @@ def test_a_new_family_is_one_new_file(tmp_path, monkeypatch):
     finally:
         sys.modules.pop("t2v_helpers.families.toy", None)
         families.families.cache_clear()
+
+
+def test_a_long_prompt_is_reported_once(capfd):
+    import warnings
+
+    pipe = t2v.load_pipeline("tiny", verbose=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t2v.generate(pipe, "a red fox running " * 40, steps=1, frames=1, height=64, width=64)
+    out, err = capfd.readouterr()
+    assert [w.category for w in caught].count(t2v.PromptTooLongWarning) == 1
+    assert "truncated" not in out + err
