@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import GPUMemoryError, NonFiniteFramesError
+from .families import denoiser, family_of, model_of
 from .fast import check_fast_settings
 from .schedulers import scheduler_name
 from .validate import MAX_SEED, check_settings
@@ -35,8 +36,9 @@ def leaner_settings(pipe, frames, height, width, gpu=True):
     tips = []
     if frames > 1:
         tips.append(f"frames={frames // 2} (memory grows with the number of frames)")
-    if height * width > 256 * 256:
-        tips.append("height=256, width=256 (the size the model was trained on)")
+    model = model_of(pipe)
+    if height * width > model.height * model.width:
+        tips.append(f"height={model.height}, width={model.width} (the model's own size)")
     if not getattr(pipe.vae, "use_slicing", True):
         tips.append("pipe.vae.enable_slicing() (decodes one frame at a time)")
     runtime = getattr(pipe, "t2v_runtime", None)
@@ -85,8 +87,9 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
     notice = _on_cpu(pipe) and not getattr(pipe, "t2v_cpu_notice_shown", False)
     step_ends = []
     bar = _progress_bar(pipe, steps)
+    family = family_of(pipe)
 
-    def callback(step, timestep, latents):
+    def callback(latents):
         # Count the calls: diffusers' own step numbers start at 1 for some schedulers (PNDM).
         step_ends.append(time.perf_counter())
         bar.update(1)
@@ -115,7 +118,8 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
             # A CPU generator gives the same starting noise on every device.
             generator=torch.Generator("cpu").manual_seed(seed),
             output_type="np",
-            callback=callback,
+            **family.on_step(callback),
+            **family.pipeline_kwargs,
         )
         return output, None
     except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError too
@@ -138,26 +142,30 @@ def generate(
     prompt,
     *,
     negative_prompt=None,
-    steps=25,
-    frames=16,
+    steps=None,
+    frames=None,
     height=None,
     width=None,
-    guidance=9.0,
+    guidance=None,
     seed=0,
     on_step=None,
     retry_leaner=False,
 ):
     """Make one video from `prompt`; the same seed and settings give the same frames. Notebook 04.
 
-    `height`/`width` default to the model's own size (256 for the real model). `seed=None`
+    `steps`, `frames`, `height`, `width` and `guidance` default to the model's own (25 steps,
+    16 frames of 256x256 and guidance 9 for ModelScope; t2v_helpers.families). `seed=None`
     draws a random seed, recorded in the result. `on_step(step, steps, latents)` is called
     after every denoising step. NaN or infinite frames raise NonFiniteFramesError. Bad settings raise SettingError (a ValueError) before any
     model work. If the GPU (or the CPU's memory) runs out, GPUMemoryError lists leaner settings;
     with `retry_leaner=True` it first retries once with half the frames and VAE slicing.
     """
-    default_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    height = default_size if height is None else height
-    width = default_size if width is None else width
+    family, model = family_of(pipe), model_of(pipe)
+    steps = family.steps if steps is None else steps
+    frames = model.frames if frames is None else frames
+    height = model.height if height is None else height
+    width = model.width if width is None else width
+    guidance = family.guidance if guidance is None else guidance
     checked = check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt)
     # From here on only the checked values: plain int, float and str, whatever came in.
     prompt, negative_prompt, steps, frames = checked["prompt"], checked["negative_prompt"], checked["steps"], checked["frames"]
@@ -194,6 +202,7 @@ def generate(
         width=width,
         guidance=guidance,
         scheduler=scheduler_name(pipe),
+        fps=family.fps,
     )
     if frames != asked_frames:
         settings["frames_asked"] = asked_frames
@@ -206,7 +215,7 @@ def _check_finite(pipe, video, steps):
     if not bad.any():
         return
     frames_hit = int(bad.reshape(len(video), -1).any(axis=1).sum())
-    dtype = str(pipe.unet.dtype).replace("torch.", "")
+    dtype = str(denoiser(pipe).dtype).replace("torch.", "")
     name = scheduler_name(pipe)
     if dtype == "float32":
         change = f"Try fewer steps, such as steps={min(steps, 50)}, or another scheduler such as 'ddim' (the weights are float32 already)"

@@ -201,18 +201,19 @@ def fits(prediction, free):
     return prediction.peak * (1 + MARGIN_FRACTION) + MARGIN_BYTES <= free
 
 
-def choose_offload(free, **settings):
+def choose_offload(free, family=None, **settings):
     """The fastest offload mode whose predicted peak fits in `free` bytes, and why. Notebook 07.
 
-    `settings` go to `predict` (frames, height, width, dtype, vae_slicing). Returns
-    (mode, reason, predictions). When none fits, it returns 'sequential', the leanest,
-    and says that even that may run out of memory.
+    `family` (a Family, its name or a Profile; ModelScope by default) and `settings` go to
+    `predict` (frames, height, width, dtype, vae_slicing, guidance). Returns (mode, reason,
+    predictions). When none fits, it returns 'sequential', the leanest, and says that even
+    that may run out of memory.
     """
-    predictions = [predict(mode, **settings) for mode in MODES_FASTEST_FIRST]
+    frames, height, width = _settings(family, settings.pop("frames", None), settings.pop("height", None), settings.pop("width", None))
+    predictions = [predict(mode, frames=frames, height=height, width=width, family=family, **settings) for mode in MODES_FASTEST_FIRST]
     for p in predictions:
         p.fits = fits(p, free)
     chosen = next((p for p in predictions if p.fits), predictions[-1])
-    frames, height, width = settings.get("frames", 16), settings.get("height", 256), settings.get("width", 256)
     reason = f"offload={chosen.mode!r}: predicted peak {chosen.peak / GIB:.1f} GiB for {frames} frames of {width}x{height}, {free / GIB:.1f} GiB free"
     faster = [p for p in predictions if MODES_FASTEST_FIRST.index(p.mode) < MODES_FASTEST_FIRST.index(chosen.mode)]
     if faster:

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
-from .tiny import TINY_MODEL_ID, build_tiny_model
+from .families import families, family_named, family_of_class, family_of_folder, find_model, models
+from .tiny import build_tiny
 from .validate import check_choice
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
@@ -40,12 +41,14 @@ def cpu_has_bfloat16():
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def choose_runtime(offload="auto", dtype=None):
+def choose_runtime(offload="auto", dtype=None, model=None):
     """Pick device, dtype and offload mode for this machine. Notebook 02.
 
-    On a CUDA GPU: float16, and with `offload="auto"` the fastest offload mode whose
-    predicted peak memory (t2v_helpers.memory, for 16 frames of 256x256) fits the GPU's
-    free memory; the reason says what it chose and the prediction. Without a GPU: no
+    On a CUDA GPU: the model family's dtype (float16 for ModelScope), and with `offload="auto"`
+    the fastest offload mode whose predicted peak memory (t2v_helpers.memory, for the model's
+    default frames and size: 16 frames of 256x256 for ModelScope) fits the GPU's free memory;
+    the reason says what it chose and the prediction. `model` is a families.Model (ModelScope's
+    by default). Without a GPU: no
     offload (diffusers' offload needs an accelerator to move the models to), and
     bfloat16 where the CPU has bfloat16 instructions, else float32. The choice rests on
     the full-size model in benchmarks/results/cpu-full.json, where bfloat16 took less
@@ -55,15 +58,16 @@ def choose_runtime(offload="auto", dtype=None):
     on a CPU because it was the slowest of the three there.
     """
     offload = check_choice("offload", offload, OFFLOAD_MODES, problem="is not an offload mode")
+    model = model or find_model(MODEL_ID)
     if torch.cuda.is_available():
-        dtype = dtype or torch.float16
+        dtype = dtype or family_named(model.family).gpu_dtype
         name = torch.cuda.get_device_name(0)
         if offload != "auto":
             return Runtime("cuda", dtype, offload, f"CUDA GPU found ({name}): {str(dtype)[6:]} weights, offload={offload!r} as asked.")
         from .memory import choose_offload, gpu_memory
 
         free, total = gpu_memory()
-        mode, why, _ = choose_offload(free, dtype=dtype)
+        mode, why, _ = choose_offload(free, family=model.family, dtype=dtype, frames=model.frames, height=model.height, width=model.width)
         return Runtime("cuda", dtype, mode, f"CUDA GPU found ({name}, {total / 2**30:.0f} GiB): {str(dtype)[6:]} weights, {why}")
     if offload in ("model", "sequential"):
         raise SettingError(
@@ -87,9 +91,10 @@ def choose_runtime(offload="auto", dtype=None):
 
 
 def model_path(model_id=MODEL_ID):
-    """What to pass to `from_pretrained`: the tiny model's folder for 'tiny', a folder with ~ expanded, else `model_id`. Notebook 02."""
-    if model_id == TINY_MODEL_ID:
-        return str(build_tiny_model())
+    """What to pass to `from_pretrained`: a tiny model's folder, a listed model's hub id, a folder with ~ expanded, else `model_id`. Notebook 02."""
+    listed = find_model(model_id)
+    if listed is not None:
+        return str(build_tiny(listed)) if listed.tiny else listed.id
     model_id = str(model_id)
     if not model_id.startswith("~"):
         return model_id
@@ -100,26 +105,35 @@ def model_path(model_id=MODEL_ID):
         return model_id
 
 
-def default_model():
-    """The real model when a GPU and the weights (cached or from the hub) are at hand, else 'tiny'. Notebook 02.
+def default_model(model="modelscope"):
+    """The real `model` when a GPU and the weights (cached or from the hub) are at hand, else its family's tiny model. Notebook 02.
 
+    `model` is a name from `t2v.families.models()` ('modelscope', 'wan', ...) or a hub id.
     Returns the model id and a sentence saying why.
     """
+    listed = find_model(model)
+    if listed is None:
+        names = ", ".join(m for m in models() if not models()[m].tiny)
+        raise SettingError("model", model, "is not a model listed here", f"one of {names}", "model='modelscope'")
+    tiny = next(m.name for m in family_named(listed.family).models if m.tiny)
+    if listed.tiny:
+        return tiny, f"{tiny} is the built-in tiny model: its videos are noise."
+    model_id = listed.id
     if not torch.cuda.is_available():
-        return TINY_MODEL_ID, "No CUDA GPU here, so the built-in tiny model is used: its videos are noise."
+        return tiny, f"No CUDA GPU here, so the built-in tiny model {tiny!r} is used: its videos are noise."
     from huggingface_hub import try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(MODEL_ID, "model_index.json"), str):
-        return MODEL_ID, f"Using {MODEL_ID} from the local cache."
+    if isinstance(try_to_load_from_cache(model_id, "model_index.json"), str):
+        return model_id, f"Using {model_id} from the local cache."
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return TINY_MODEL_ID, f"HF_HUB_OFFLINE is set and {MODEL_ID} is not cached: using the tiny model (noise)."
+        return tiny, f"HF_HUB_OFFLINE is set and {model_id} is not cached: using the tiny model {tiny!r} (noise)."
     try:
         from huggingface_hub import model_info
 
-        model_info(MODEL_ID, timeout=10)
+        model_info(model_id, timeout=10)
     except Exception as error:  # any failure to reach the hub means: work offline
-        return TINY_MODEL_ID, f"The hub is unreachable ({type(error).__name__}): using the tiny model (noise)."
-    return MODEL_ID, f"Downloading {MODEL_ID} from the hub (about 3.7 GB in fp16) on first use."
+        return tiny, f"The hub is unreachable ({type(error).__name__}): using the tiny model {tiny!r} (noise)."
+    return model_id, f"Downloading {model_id} from the hub on first use (several GB): {listed.about}"
 
 
 def pickle_only_weights(folder):
@@ -140,7 +154,7 @@ def check_model(model_id):
     if not isinstance(model_id, (str, os.PathLike)) or not str(model_id).strip():
         raise BadModelError(f"Model {model_id!r} is empty: it names no model. {try_instead}.")
     model_id = str(model_id)
-    if model_id == TINY_MODEL_ID:
+    if find_model(model_id) is not None:
         return model_id
     loads = model_path(model_id)
     path = Path(loads)
@@ -176,7 +190,36 @@ def check_model(model_id):
             f"modules other than {' and '.join(KNOWN_LIBRARIES)}); code shipped with a model is never run here. "
             f"Use a model whose parts are diffusers and transformers classes, such as 'tiny' or {MODEL_ID!r}."
         )
+    if family_of_class(parts.get("_class_name")) is None:
+        raise BadModelError(f"Model folder {model_id!r} holds a {shorten(str(parts.get('_class_name')), 60)}, {_known_pipelines()}.")
     return loads
+
+
+def _known_pipelines():
+    known = ", ".join(f"{f.pipeline} ({f.name})" for f in families().values())
+    return f"and the helpers know these pipelines only: {known}. Use a text-to-video model of one of them, such as 'tiny' or {MODEL_ID!r}"
+
+
+def model_family(model_id):
+    """The families.Family of a model name, hub id or folder, read before loading its weights. Notebook 09.
+
+    A hub id not listed in t2v_helpers.families is looked up by its model_index.json,
+    through the hub client (or its cache). Raises BadModelError for a pipeline the helpers
+    do not know.
+    """
+    listed = find_model(model_id)
+    if listed is not None:
+        return family_named(listed.family)
+    path = model_path(model_id)
+    if Path(path).is_dir():
+        family = family_of_folder(path)
+    else:
+        from diffusers import DiffusionPipeline
+
+        family = family_of_class(DiffusionPipeline.load_config(path).get("_class_name"))
+    if family is None:
+        raise BadModelError(f"Model {shorten(str(model_id), 80)} is not a text-to-video pipeline {_known_pipelines()}.")
+    return family
 
 
 def _not_available_message(model_id, error):
@@ -249,12 +292,17 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     videos are noise). Loading bars and the pipeline's deprecation notice are hidden while
     it loads; notebook 02 explains the notice.
     """
-    from diffusers import DiffusionPipeline
+    import diffusers
 
     check_model(model_id)
-    runtime = choose_runtime(offload, dtype)
     path = model_path(model_id)
     local = Path(path).is_dir()
+    try:
+        family = model_family(model_id)
+    except OSError as error:  # an unlisted hub id whose model_index.json cannot be fetched
+        raise ModelNotAvailableError(_not_available_message(str(model_id), error)) from error
+    model = find_model(model_id) or family.models[0]
+    runtime = choose_runtime(offload, dtype, model)
     if local and not allow_pickle:
         unsafe = pickle_only_weights(path)
         if unsafe:
@@ -267,8 +315,12 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
             )
     try:
         # trust_remote_code is never passed: a model repository cannot run its own code here.
-        pipe = DiffusionPipeline.from_pretrained(
-            path, dtype=runtime.dtype, variant="fp16", use_safetensors=None if allow_pickle else True
+        # The family's pipeline class, named: a repository may name another (zeroscope XL's names video-to-video).
+        pipe = getattr(diffusers, family.pipeline).from_pretrained(
+            path,
+            dtype={"default": runtime.dtype, **{part: torch.float32 for part in family.float32_parts}},
+            variant=model.variant,
+            use_safetensors=None if allow_pickle else True,
         )
     except Exception as error:  # noqa: BLE001  (a damaged folder fails in many ways: OSError, ValueError, SafetensorError...)
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
@@ -284,7 +336,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     pipe.t2v_model_id = model_id
     pipe.t2v_runtime = runtime
     if verbose:
-        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if model_id == TINY_MODEL_ID else ""
+        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if find_model(model_id) and find_model(model_id).tiny else ""
         print(runtime.reason + tiny)
     return pipe
 

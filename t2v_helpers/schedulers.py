@@ -1,62 +1,34 @@
-"""The schedulers that work with the text-to-video pipeline, by short name. Notebook 03."""
+"""The schedulers that work with each model family's pipeline, by short name. Notebook 03.
 
-from diffusers import (
-    DDIMScheduler,
-    DEISMultistepScheduler,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    HeunDiscreteScheduler,
-    LCMScheduler,
-    PNDMScheduler,
-    UniPCMultistepScheduler,
-)
+Each family lists its own (t2v_helpers/families/); `SCHEDULERS` and `STEP_LIMITS` are
+ModelScope's, the article's model.
+"""
 
+from .families import Family, family_named, family_of
 from .validate import check_choice
 
-# name -> (class, settings that differ from the pipeline's own scheduler config)
-SCHEDULERS = {
-    "ddim": (DDIMScheduler, {}),
-    "dpm": (DPMSolverMultistepScheduler, {}),
-    "dpm++2m-karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
-    "unipc": (UniPCMultistepScheduler, {}),
-    "euler": (EulerDiscreteScheduler, {}),
-    "euler-a": (EulerAncestralDiscreteScheduler, {}),
-    "heun": (HeunDiscreteScheduler, {}),
-    "pndm": (PNDMScheduler, {}),
-    "deis": (DEISMultistepScheduler, {}),
-    # Few-step sampling for the distilled MCM LoRA (notebook 08), with the timestep scaling it was trained with.
-    "lcm": (LCMScheduler, {"timestep_scaling": 4.0}),
-}
-
-# The most steps each scheduler takes and still gives finite frames, with the model's
-# scheduler config (1000 training steps). Found by experiment: tools/find_step_limits.py runs
-# each scheduler's loop and bisects for the most steps that work (its output is in
-# benchmarks/results/step-limits.txt), and the
-# tests/test_bad_input.py check runs one step past each limit. At 1000 steps DDIM and PNDM raise
-# IndexError at the first step; DPM, DEIS and UniPC repeat a timestep (h = 0) and end in NaN.
-STEP_LIMITS = {
-    "ddim": 999,
-    "dpm": 999,
-    "dpm++2m-karras": 1000,
-    "unipc": 999,
-    "euler": 1000,
-    "euler-a": 1000,
-    "heun": 1000,
-    "pndm": 999,
-    "deis": 999,
-    "lcm": 50,  # LCMScheduler refuses more steps than its original_inference_steps (50)
-}
+SCHEDULERS = family_named("modelscope").schedulers
+STEP_LIMITS = family_named("modelscope").step_limits
 
 
-def scheduler_names():
-    """The registered scheduler names, in the order above. Notebook 03."""
-    return list(SCHEDULERS)
+def _family(pipe_or_family):
+    if pipe_or_family is None:
+        return family_named("modelscope")
+    return pipe_or_family if isinstance(pipe_or_family, Family) else family_of(pipe_or_family)
 
 
-def check_scheduler_name(name):
-    """Return the registered name for `name`, or raise SettingError (a ValueError) naming the closest. Notebook 03."""
-    return check_choice("scheduler", name, SCHEDULERS, default="dpm", problem="is not a registered scheduler")
+def scheduler_names(pipe=None):
+    """The registered scheduler names of `pipe`'s family (ModelScope's without one), in order. Notebook 03."""
+    return list(_family(pipe).schedulers)
+
+
+def check_scheduler_name(name, family=None):
+    """Return the registered name for `name`, or raise SettingError (a ValueError) naming the closest. Notebook 03.
+
+    `family` is a pipeline or a Family; without one, ModelScope's schedulers are the choices.
+    """
+    family = _family(family)
+    return check_choice("scheduler", name, family.schedulers, default=family.default_scheduler, problem="is not a registered scheduler")
 
 
 def set_scheduler(pipe, name):
@@ -65,10 +37,11 @@ def set_scheduler(pipe, name):
     Every swap starts from the config the model shipped with, so one scheduler's
     extra settings (such as Karras sigmas) never leak into the next.
     """
-    name = check_scheduler_name(name)
+    family = family_of(pipe)
+    name = check_scheduler_name(name, family)
     if not hasattr(pipe, "t2v_original_scheduler_config"):
         pipe.t2v_original_scheduler_config = pipe.scheduler.config
-    cls, overrides = SCHEDULERS[name]
+    cls, overrides = family.schedulers[name]
     pipe.scheduler = cls.from_config(pipe.t2v_original_scheduler_config, **overrides)
     pipe.scheduler.t2v_name = name
     return pipe.scheduler
@@ -79,7 +52,7 @@ def scheduler_name(pipe):
     tagged = getattr(pipe.scheduler, "t2v_name", None)
     if tagged:
         return tagged
-    for name, (cls, overrides) in SCHEDULERS.items():
+    for name, (cls, overrides) in family_of(pipe).schedulers.items():
         if type(pipe.scheduler) is cls and not overrides:
             return name
     return type(pipe.scheduler).__name__

@@ -126,21 +126,35 @@ def _components():
 
 
 def build_tiny_model(path=None, *, rebuild=False):
-    """Build (once) the tiny offline model and return its folder. Notebook 02.
+    """Build (once) the tiny offline ModelScope model and return its folder. Notebook 02.
 
     The folder holds `model_index.json` naming `TextToVideoSDPipeline` and the folders
     `unet/ vae/ text_encoder/ tokenizer/ scheduler/` with float32 and `fp16`-variant
     safetensors, so `DiffusionPipeline.from_pretrained(path, variant="fp16")` loads it
     exactly as it loads the real model. Its tokenizer is the real CLIP tokenizer.
+    """
+    from .families import find_model
+
+    return build_tiny(find_model(TINY_MODEL_ID), path, rebuild=rebuild)
+
+
+def build_tiny(model, path=None, *, rebuild=False):
+    """Build (once) the tiny model `model` (a families.Model with `build`) and return its folder. Notebook 09.
 
     Any number of processes may call it at once (torchrun ranks, two notebooks): one builds,
-    holding a lock file `.tiny-NAME.lock` beside the folder, and the others wait for it and
+    holding a lock file `.NAME.lock` beside the folder, and the others wait for it and
     reuse its model. A model only ever appears at `path` whole, by renaming a finished
-    `.tiny-NAME.xxxxxxxx` folder into place (one left by a killed build is removed next time),
+    `.NAME.xxxxxxxx` folder into place (one left by a killed build is removed next time),
     and a rebuild swaps the new folder in rather than deleting the one a reader may be loading.
     """
-    path = Path(path) if path else cache_dir() / f"tiny-text-to-video-v{TINY_VERSION}"
-    return build_once(path, _save_model_from_any_process, marker="TINY_MODEL.json", version=TINY_VERSION, what="tiny model", rebuild=rebuild)
+    path = Path(path) if path else cache_dir() / f"{model.name}-text-to-video-v{model.version}"
+
+    def save(folder):
+        _save_from_any_process(model.name, folder)
+        note = {"what": "random weights for offline tests; its videos are noise", "model": model.name, "version": model.version}
+        (folder / "TINY_MODEL.json").write_text(json.dumps(note, indent=2))
+
+    return build_once(path, save, marker="TINY_MODEL.json", version=model.version, what="tiny model", rebuild=rebuild)
 
 
 def build_once(path, save, *, marker, version, what, rebuild=False):
@@ -173,16 +187,22 @@ def build_once(path, save, *, marker, version, what, rebuild=False):
     return path
 
 
-def _save_model_from_any_process(folder):
+def _save_from_any_process(name, folder):
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # transformers writes a model's weights on distributed rank 0 only, so another rank (a
         # torchrun batch) would build a model without them: save from a fresh process instead.
         package_parent = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
-        code = "import sys; from pathlib import Path; from t2v_helpers.tiny import _save_model; _save_model(Path(sys.argv[1]))"
-        subprocess.run([sys.executable, "-c", code, str(folder)], check=True, env=env)
+        code = "import sys; from pathlib import Path; from t2v_helpers.tiny import _save; _save(sys.argv[1], Path(sys.argv[2]))"
+        subprocess.run([sys.executable, "-c", code, name, str(folder)], check=True, env=env)
     else:
-        _save_model(folder)
+        _save(name, folder)
+
+
+def _save(name, folder):
+    from .families import find_model
+
+    find_model(name).build(folder)
 
 
 def _save_model(folder):
@@ -196,8 +216,6 @@ def _save_model(folder):
     config = folder / "scheduler" / "scheduler_config.json"
     version = json.loads(config.read_text())["_diffusers_version"]
     config.write_text(json.dumps({**REAL_SCHEDULER_CONFIG, "_diffusers_version": version}, indent=2) + "\n")
-    note = {"what": "random weights for offline tests; its videos are noise", "version": TINY_VERSION}
-    (folder / "TINY_MODEL.json").write_text(json.dumps(note, indent=2))
 
 
 def _version_built_here(marker):

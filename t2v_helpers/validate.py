@@ -67,11 +67,12 @@ def check_whole_number(name, value, low, high, default):
     raise SettingError(name, value, _what_is_wrong(value, True), f"a whole number from {low} to {high}", f"{name}={nearest}")
 
 
-def check_prompt(prompt, name="prompt", tokenizer=None):
+def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     """Return the prompt as plain text; refuse a missing, blank or non-Unicode one; warn when the encoder cuts its end. Notebook 04.
 
-    With `tokenizer` (such as `pipe.tokenizer`), a prompt longer than the encoder's
-    77 tokens gives a PromptTooLongWarning that quotes the part that is cut.
+    With `tokenizer` (such as `pipe.tokenizer`), a prompt longer than the `limit` tokens the
+    encoder reads (default the tokenizer's own: 77 for ModelScope's CLIP) gives a
+    PromptTooLongWarning that quotes the part that is cut.
     """
     if not isinstance(prompt, str) or not prompt.strip():
         problem = "is empty" if isinstance(prompt, str) else "is not text"
@@ -86,10 +87,11 @@ def check_prompt(prompt, name="prompt", tokenizer=None):
         raise SettingError(name, prompt, problem, allowed, "retyping it, or saving the file it came from as UTF-8") from None
     prompt = str(prompt)  # a str subclass such as numpy.str_ becomes plain text
     if tokenizer is not None:
-        limit = tokenizer.model_max_length
+        limit = limit or tokenizer.model_max_length
         ids = tokenizer(prompt, verbose=False).input_ids
         if len(ids) > limit:
-            # The pipeline keeps the start marker, the first limit-2 tokens and the end marker.
+            # The pipeline keeps the first `limit` ids with the end marker last: CLIP's start marker
+            # and limit-2 tokens, or T5's limit-1 tokens (no start marker). Either way ids[limit-1:-1] are cut.
             cut = tokenizer.decode(ids[limit - 1 : -1]).strip()
             warnings.warn(
                 f"{name} is {len(ids)} tokens long and the text encoder reads only {limit}, "
@@ -100,13 +102,13 @@ def check_prompt(prompt, name="prompt", tokenizer=None):
     return prompt
 
 
-def check_size(name, value, multiple=8):
+def check_size(name, value, multiple=8, default=256):
     """Return `value` if it is a positive multiple of `multiple` up to 4096, else suggest the nearest. Notebook 04."""
     top = MAX_SIZE - MAX_SIZE % multiple
     if _is_whole(value) and multiple <= value <= top and value % multiple == 0:
         return int(value)
     number = _as_number(value)
-    nearest = min(top, max(multiple, round((256 if number is None else number) / multiple) * multiple))
+    nearest = min(top, max(multiple, round((default if number is None else number) / multiple) * multiple))
     problem = _what_is_wrong(value, True)
     if problem == "is out of range" and multiple <= value <= top:
         problem = f"is not a multiple of {multiple} (the model works on {multiple}x{multiple} pixel blocks)"
@@ -200,48 +202,66 @@ def check_memory(pipe, frames, height, width):
     available memory: the estimate carries its own
     margin, and a little over may still run (slowly, swapping); far over cannot.
     """
+    from .families import denoiser, family_of, model_of
     from .memory import GIB, predict
-    from .tiny import TINY_MODEL_ID
 
-    if pipe is None or getattr(pipe, "t2v_model_id", None) == TINY_MODEL_ID:
+    if pipe is None or model_of(pipe).tiny:
         return
     free = available_memory(pipe)
     if not free:
         return
     runtime = getattr(pipe, "t2v_runtime", None)
     mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
-    options = dict(height=height, width=width, dtype=pipe.unet.dtype, vae_slicing=getattr(pipe.vae, "use_slicing", True))
+    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=getattr(pipe.vae, "use_slicing", True))
 
     def needed(frames):
         # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
-        prediction = predict(mode, frames=frames, **options)
+        prediction = predict(mode, frames=frames, family=family_of(pipe), **options)
         return prediction.peak - (prediction.weights if mode == "none" else 0)
 
     if needed(frames) <= 1.5 * free:
         return
-    fitting = [f for f in range(frames - 1, 0, -1) if needed(f) <= free]
+    fitting = [f for f in range(frames - 1, 0, -1) if family_of(pipe).check_frames(f) and needed(f) <= free]
     where = "GPU" if runtime and runtime.device == "cuda" else "computer"
     allowed = f"settings whose predicted peak fits the {free / GIB:.1f} GiB this {where} has free"
     problem = f"at {width}x{height} needs about {needed(frames) / GIB:.1f} GiB more by t2v_helpers.memory's estimate, far over what is free"
     if fitting:
         raise SettingError("frames", frames, problem, allowed, f"frames={fitting[0]}")
-    raise SettingError("frames", frames, problem, allowed, "height=256, width=256 (the size the model was trained on)")
+    model = model_of(pipe)
+    raise SettingError("frames", frames, problem, allowed, f"height={model.height}, width={model.width} (the model's own size)")
 
 
-def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None):
+def check_frames(frames, family):
+    """Return `frames` as an int if the family makes that many (any count for ModelScope, 4k+1 for Wan). Notebook 09."""
+    frames = check_whole_number("frames", frames, 1, MAX_FRAMES, family.models[0].frames)
+    if family.check_frames(frames):
+        return frames
+    step = family.frame_step
+    below = (frames - 1) // step * step + 1
+    nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step
+    problem = f"is not {step}k+1 ({family.name}'s video autoencoder packs {step} frames after the first into one latent frame)"
+    allowed = f"a whole number of the form {step}k+1 from 1 to {MAX_FRAMES}, such as {family.models[0].frames}"
+    raise SettingError("frames", frames, problem, allowed, f"frames={nearest}")
+
+
+def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None, family=None):
     """Refuse settings the model cannot take; return them as plain Python values. Notebook 04.
 
-    `pipe` may be None to check before a model is loaded (as the command line does);
-    with a pipeline, the size must suit its VAE, a long prompt warns what is cut, the
-    steps must suit its scheduler, and the predicted memory must fit the machine.
-    `scheduler` names the scheduler when there is no pipeline yet. `height`/`width` None
-    mean the model's own size. Returns a dict of the checked values as int, float and str
-    (numpy numbers and Fractions converted once, here), which callers use from then on.
+    `pipe` may be None to check before a model is loaded (as the command line does), with
+    `family` (a families.Family, ModelScope's by default) saying whose rules apply; with a
+    pipeline, its family's rules apply: the size must be a multiple of its block size, the
+    frame count of its form, a long prompt warns what is cut, the steps must suit its
+    scheduler, and the predicted memory must fit the machine. `scheduler` names the
+    scheduler when there is no pipeline yet. `height`/`width` None mean the model's own
+    size. Returns a dict of the checked values as int, float and str (numpy numbers and
+    Fractions converted once, here), which callers use from then on.
     """
-    from .schedulers import STEP_LIMITS, scheduler_name
+    from .families import family_named, family_of
+    from .schedulers import scheduler_name
 
+    family = family_of(pipe) if pipe is not None else family or family_named("modelscope")
     tokenizer = getattr(pipe, "tokenizer", None)
-    checked = {"prompt": check_prompt(prompt, "prompt", tokenizer)}
+    checked = {"prompt": check_prompt(prompt, "prompt", tokenizer, family.max_tokens)}
     if negative_prompt is not None and negative_prompt != "":
         if not isinstance(negative_prompt, str):
             suggestion = "negative_prompt='blurry, low quality'"
@@ -249,19 +269,21 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
         if not negative_prompt.strip():
             allowed = "words for what the video should not show, or '' (or None) for none"
             raise SettingError("negative_prompt", negative_prompt, "is blank", allowed, "negative_prompt='' to leave it out")
-        negative_prompt = check_prompt(negative_prompt, "negative_prompt", tokenizer)
+        negative_prompt = check_prompt(negative_prompt, "negative_prompt", tokenizer, family.max_tokens)
     checked["negative_prompt"] = negative_prompt or None
     name = scheduler or (scheduler_name(pipe) if pipe is not None else None)
-    limit = STEP_LIMITS.get(name, MAX_STEPS)
-    if name in STEP_LIMITS and _is_whole(steps) and steps > limit:
+    limits = family.step_limits
+    limit = limits.get(name, MAX_STEPS)
+    if name in limits and _is_whole(steps) and steps > limit:
         allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (more steps fail or give NaN frames)"
         raise SettingError("steps", steps, "is more than this scheduler can take", allowed, f"steps={limit}")
-    checked["steps"] = check_whole_number("steps", steps, 1, limit, min(25, limit))
-    checked["frames"] = check_whole_number("frames", frames, 1, MAX_FRAMES, 16)
-    # The VAE shrinks frames 8x (the real model); 8 also keeps H.264's even sizes.
-    multiple = max(8, getattr(pipe, "vae_scale_factor", 8))
+    checked["steps"] = check_whole_number("steps", steps, 1, limit, min(family.steps, limit))
+    checked["frames"] = check_frames(frames, family)
+    # The VAE shrinks frames 8x (and Wan's and CogVideoX's transformers take 2x2 patches of that); 8 also keeps H.264's even sizes.
+    multiple = max(8, family.size_multiple)
     for key, value in (("height", height), ("width", width)):
-        checked[key] = None if value is None else check_size(key, value, multiple)
+        default = getattr(family.models[0], key)
+        checked[key] = None if value is None else check_size(key, value, multiple, default)
     checked["guidance"] = check_guidance(guidance)
     checked["seed"] = check_seed(seed)
     if checked["height"] and checked["width"]:

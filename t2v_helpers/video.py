@@ -206,12 +206,15 @@ class SavedVideo:
     frames_dir: Path | None = None
 
 
-def save_video(result, out_dir="outputs", *, fps=MODEL_FPS, gif=False, png_frames=False):
+def save_video(result, out_dir="outputs", *, fps=None, gif=False, png_frames=False):
     """Save a `VideoResult` as MP4 (plus GIF, PNG frames) and a JSON sidecar in `out_dir`. Notebook 04.
 
     File names come from the prompt and seed; an existing file is never overwritten,
-    a free name such as `...-2.mp4` is used instead.
+    a free name such as `...-2.mp4` is used instead. `fps` defaults to the rate of the
+    model that made it (`result.settings["fps"]`: 8 for ModelScope, 16 for Wan).
     """
+    if fps is None:
+        fps = result.settings.get("fps", MODEL_FPS) if isinstance(result.settings, dict) else MODEL_FPS
     info = {"prompt": result.prompt, "seed": result.seed, "settings": result.settings, "elapsed_s": round(result.elapsed_s, 3)}
     return save_frames(result.frames, out_dir, f"{slug(result.prompt)}-seed{result.seed}", info, fps=fps, gif=gif, png_frames=png_frames)
 
@@ -242,12 +245,19 @@ def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_fr
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
         }
-        if isinstance(info.get("settings"), dict) and info["settings"].get("model") == "tiny":
+        if isinstance(info.get("settings"), dict) and _is_tiny(info["settings"].get("model")):
             text["note"] = "made with the tiny random-weight model: the video is noise"
         return json_text(text)
 
     paths = publish(out_dir, stem, writers, last=(".json", sidecar))
     return SavedVideo(mp4=paths[".mp4"], sidecar=paths[".json"], gif=paths.get(".gif"), frames_dir=paths.get("_frames"))
+
+
+def _is_tiny(name):
+    from .families import find_model
+
+    model = find_model(name)
+    return model is not None and model.tiny
 
 
 def show_video(path, width=None):

@@ -18,6 +18,7 @@ from diffusers import (
 import torch
 
 from ..memory import Profile
+from ..tiny import TINY_VERSION, _save_model
 from . import Family, Model, legacy_callback
 
 # name -> (class, settings that differ from the pipeline's own scheduler config)
@@ -87,12 +88,6 @@ MEMORY = Profile(
 )
 
 
-def _build_tiny(folder):
-    from ..tiny import _save_model
-
-    _save_model(folder)
-
-
 def _decode(pipe, latents):
     # latents: one video, (1, 4, frames, height/8, width/8), as the step callback hands them
     video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
@@ -110,7 +105,7 @@ FAMILY = Family(
             about="ModelScope text-to-video 1.7B (2023), the article's model: 256x256, played at 8 frames per second.",
         ),
         Model(
-            "tiny", "tiny", "modelscope", 256, 256, 16, variant="fp16", build=_build_tiny, version=4,
+            "tiny", "tiny", "modelscope", 256, 256, 16, variant="fp16", build=_save_model, version=TINY_VERSION,
             about="A tiny random-weight copy of the ModelScope model, built in code: its videos are noise.",
         ),
     ),
