@@ -76,7 +76,7 @@ def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     """
     if not isinstance(prompt, str) or not prompt.strip():
         problem = "is empty" if isinstance(prompt, str) else "is not text"
-        allowed = "some words describing the video, up to 77 tokens (about 50 words)"
+        allowed = f"some words describing the video, up to {limit or 77} tokens (CLIP's 77 are about 50 words)"
         raise SettingError(name, prompt, problem, allowed, f"{name}={EXAMPLE_PROMPT!r}")
     try:
         prompt.encode("utf-8")
@@ -202,7 +202,7 @@ def check_memory(pipe, frames, height, width):
     available memory: the estimate carries its own
     margin, and a little over may still run (slowly, swapping); far over cannot.
     """
-    from .families import denoiser, family_of, model_of
+    from .families import denoiser, family_of, model_of, vae_is_lean
     from .memory import GIB, predict
 
     if pipe is None or model_of(pipe).tiny:
@@ -212,7 +212,7 @@ def check_memory(pipe, frames, height, width):
         return
     runtime = getattr(pipe, "t2v_runtime", None)
     mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
-    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=getattr(pipe.vae, "use_slicing", True))
+    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=vae_is_lean(pipe))
 
     def needed(frames):
         # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
@@ -239,7 +239,7 @@ def check_frames(frames, family):
     step = family.frame_step
     below = (frames - 1) // step * step + 1
     nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step
-    problem = f"is not {step}k+1 ({family.name}'s video autoencoder packs {step} frames after the first into one latent frame)"
+    problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
     allowed = f"a whole number of the form {step}k+1 from 1 to {MAX_FRAMES}, such as {family.models[0].frames}"
     raise SettingError("frames", frames, problem, allowed, f"frames={nearest}")
 

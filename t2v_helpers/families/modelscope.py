@@ -90,7 +90,8 @@ MEMORY = Profile(
 
 def _decode(pipe, latents):
     # latents: one video, (1, 4, frames, height/8, width/8), as the step callback hands them
-    video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
+    with torch.no_grad():
+        video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
     return pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
 
 
@@ -114,6 +115,7 @@ FAMILY = Family(
     guidance=9.0,
     size_multiple=8,  # the VAE works on 8x8 pixel blocks
     frame_step=1,
+    frames_why="",
     max_tokens=77,
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
