@@ -14,8 +14,9 @@ peaked at 9.31 GiB. Loading real weights adds what the file reader holds, so the
 floor. A machine with little more RAM than that (Colab's free tier) cannot hold UMT5-XXL beside
 the rest of the pipeline, and barely on its own: load the encoder straight onto the GPU instead,
 e.g. `UMT5EncoderModel.from_pretrained(id, subfolder="text_encoder", dtype=torch.float16, device_map="cuda")`,
-pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, and call
-`encode_then_free` before the first video.
+pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, call
+`encode_then_free` first, and only then switch on model offload, which would otherwise move
+the encoder into RAM (this recipe has not been run on a GPU here; the freeing has, on the CPU).
 """
 
 import gc
