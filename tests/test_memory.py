@@ -5,6 +5,7 @@ import torch
 
 import t2v_helpers as t2v
 from t2v_helpers import memory
+from t2v_helpers.families import cogvideox, families, family_named, modelscope, wan
 
 GB = 10**9
 CONTEXT = 0.4 * 2**30  # what the CUDA context takes before the model loads
@@ -26,9 +27,10 @@ def test_weights_are_exact_parameter_bytes():
 
 def test_coefficients_are_the_committed_calibration():
     unet, sliced, unsliced = memory.calibrate(t2v.bench.load_results("cpu-full"))
-    assert memory.UNET_ACTIVATION_PER_LATENT == pytest.approx(unet, rel=0.01)
-    assert memory.VAE_SLICED_PER_PIXEL == pytest.approx(sliced, rel=0.01)
-    assert memory.VAE_UNSLICED_PER_FRAME_PIXEL == pytest.approx(unsliced, rel=0.01)
+    assert modelscope.UNET_ACTIVATION_PER_LATENT == pytest.approx(unet, rel=0.01)
+    assert modelscope.VAE_SLICED_PER_PIXEL == pytest.approx(sliced, rel=0.01)
+    assert modelscope.VAE_UNSLICED_PER_FRAME_PIXEL == pytest.approx(unsliced, rel=0.01)
+    assert modelscope.FAMILY.memory.per_token == modelscope.UNET_ACTIVATION_PER_LATENT
 
 
 def test_calibration_needs_a_full_size_float32_run():
@@ -120,3 +122,196 @@ def test_cpu_auto_is_still_none(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert t2v.choose_runtime().offload == "none"
     assert memory.gpu_memory() is None
+
+
+# --- ModelScope's figures as they were before families had memory profiles --------------------
+
+def _modelscope_before(mode, frames, height, width, dtype, vae_slicing, guidance):
+    # memory.predict of commit 7fc66b3, written out with its coefficients.
+    size = torch.empty(0, dtype=dtype).element_size()
+    w = {k: v * size for k, v in t2v.architecture.full_size_parameters().items()}
+    unet = int(15400 * (2 if guidance else 1) * frames * (height // 8) * (width // 8) * size)
+    one_frame = 4570 * height * width * size
+    vae = int(one_frame if vae_slicing else max(one_frame, 874 * frames * height * width * size))
+    if mode == "none":
+        return w["unet"] + w["vae"] + w["text_encoder"] + max(unet, vae)
+    if mode == "model":
+        return max(w["text_encoder"], w["unet"] + unet, w["vae"] + vae)
+    return w["largest_layer"] + max(unet, vae)
+
+
+@pytest.mark.parametrize("mode", ["none", "model", "sequential"])
+def test_modelscope_predictions_are_unchanged(mode):
+    for frames, height, width in [(1, 64, 64), (16, 256, 256), (64, 256, 256), (24, 320, 576), (200, 512, 512)]:
+        for dtype in (torch.float16, torch.float32, torch.bfloat16):
+            for slicing in (True, False):
+                for guidance in (True, False):
+                    settings = dict(frames=frames, height=height, width=width, dtype=dtype, vae_slicing=slicing, guidance=guidance)
+                    expected = _modelscope_before(mode, **settings)
+                    assert memory.predict(mode, **settings).peak == expected
+                    assert memory.predict(mode, family="modelscope", **settings).peak == expected
+
+
+# --- every family ---------------------------------------------------------------------------------
+
+# Each family's profile and its default video (frames, height, width), as each pipeline's defaults.
+PROFILES = {
+    "modelscope": (modelscope.MEMORY, 16, 256, 256),
+    "wan": (wan.MEMORY, 81, 480, 832),
+    "cogvideox": (cogvideox.MEMORY, 49, 480, 720),
+}
+T4_FREE = 15 * GB - CONTEXT  # a 15 GB T4 (Colab's free GPU) once the CUDA context is up
+
+
+def _predict(name, mode, **settings):
+    profile, frames, height, width = PROFILES[name]
+    return memory.predict(mode, family=profile, **{"frames": frames, "height": height, "width": width, **settings})
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_familys_weights_are_its_parameters_times_bytes(name):
+    profile = PROFILES[name][0]
+    with torch.device("meta"):
+        parts = profile.parts()
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        weights = memory.weight_bytes(dtype, profile)
+        for part, module in parts.items():
+            size = 4 if part in profile.float32_parts else torch.empty(0, dtype=dtype).element_size()
+            assert weights[part] == size * sum(p.numel() for p in module.parameters()), (part, dtype)
+
+
+def test_wans_vae_stays_float32_and_its_largest_layer_is_the_text_embedding():
+    weights = memory.weight_bytes(torch.float16, wan.MEMORY)
+    assert weights["vae"] == memory.weight_bytes(torch.float32, wan.MEMORY)["vae"]
+    # Sequential offload's floor: UMT5-XXL's token embedding, vocabulary x width, 2 bytes each.
+    assert weights["largest_layer"] == 2 * wan.TEXT_ENCODER_CONFIG["vocab_size"] * wan.TEXT_ENCODER_CONFIG["d_model"]
+
+
+def test_token_counts_follow_the_latent_grid():
+    tokens = wan.MEMORY.tokens
+    assert tokens(81, 480, 832) == 21 * 30 * 52 and tokens(1, 480, 832) == 30 * 52 and tokens(84, 480, 832) == 21 * 30 * 52
+    assert modelscope.MEMORY.tokens(16, 256, 256) == 16 * 32 * 32
+    # CogVideoX's positional table covers exactly its sample size's patches and text: the same count.
+    with torch.device("meta"):
+        transformer = cogvideox.MEMORY.parts()["transformer"]
+    config = cogvideox.TRANSFORMER_CONFIG
+    frames, height, width = config["sample_frames"], config["sample_height"] * 8, config["sample_width"] * 8
+    assert cogvideox.MEMORY.tokens(frames, height, width) == transformer.patch_embed.pos_embedding.shape[1]
+
+
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_lean_decoding_is_tiling_at_the_vaes_own_tile(name):
+    profile, frames, height, width = PROFILES[name]
+    with torch.device("meta"):
+        vae = profile.parts()["vae"]
+    tile = (vae.tile_sample_min_height, vae.tile_sample_min_width)
+    lean, whole = (memory.activations(profile, frames, height, width, vae_slicing=on)[1] for on in (True, False))
+    assert lean < whole
+    # A frame no bigger than the tile decodes in one piece: tiling saves nothing there.
+    small = [memory.activations(profile, frames, *tile, vae_slicing=on)[1] for on in (True, False)]
+    assert small[0] == small[1]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_the_registered_families_carry_their_profiles(name):
+    family = family_named(name)
+    profile, frames, height, width = PROFILES[name]
+    assert family.memory is profile
+    # The profile counts the parts the family loads, as the family loads them.
+    assert profile.denoiser == family.denoiser and profile.float32_parts == family.float32_parts
+    model = family.models[0]
+    assert (model.frames, model.height, model.width) == (frames, height, width)
+    # By name, the family's default model's size is the default.
+    assert memory.predict("model", family=name).peak == _predict(name, "model").peak
+
+
+@pytest.mark.parametrize("mode", ["none", "model", "sequential"])
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_familys_predictions_grow_with_frames_and_size(name, mode):
+    profile, frames, height, width = PROFILES[name]
+    small = _predict(name, mode)
+    assert small.peak >= small.weights > 0
+    for lean in (True, False):
+        acts = memory.activations(profile, frames, height, width, vae_slicing=lean)
+        assert all(a > 0 for a in acts)
+        longer = memory.activations(profile, 2 * frames - 1, height, width, vae_slicing=lean)
+        larger = memory.activations(profile, frames, 2 * height, 2 * width, vae_slicing=lean)
+        # ModelScope's sliced VAE decodes one frame at a time: only its size counts.
+        assert longer[0] > acts[0] and longer[1] >= acts[1] and larger[0] > acts[0] and larger[1] > acts[1]
+    for bigger in (_predict(name, mode, frames=2 * frames - 1), _predict(name, mode, height=2 * height, width=2 * width)):
+        # With model offload the peak may stay the text encoder's phase, which no video size changes.
+        assert bigger.peak > small.peak or (mode == "model" and bigger.peak == small.peak == small.weights)
+        assert bigger.weights == small.weights or mode == "model"
+    assert _predict(name, mode, frames=4 * frames + 1, height=2 * height, width=2 * width).peak > small.peak
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_familys_leaner_modes_need_less(name):
+    _, frames, height, width = PROFILES[name]
+    for f in (1, frames, 2 * frames - 1):
+        for dtype in (torch.float16, torch.bfloat16):
+            none, model, sequential = (_predict(name, m, frames=f, dtype=dtype) for m in memory.MODES_FASTEST_FIRST)
+            assert none.peak > model.peak >= sequential.peak, (f, dtype)
+            # Sequential saves the part's weights less its largest layer: nothing where that part is smaller than
+            # the largest layer of all (Wan's float32 VAE against UMT5-XXL's token embedding).
+            assert sequential.weights <= model.weights
+    # Where the transformer's phase is the peak, one layer at a time holds less than the whole transformer.
+    transformer_bound = _predict(name, "model", frames=1, height=64, width=64)
+    assert _predict(name, "sequential", frames=1, height=64, width=64).peak < transformer_bound.peak
+
+
+def test_guidance_doubles_cogvideoxs_batch_but_wan_runs_two_calls():
+    for name, factor in (("cogvideox", 2), ("wan", 1), ("modelscope", 2)):
+        profile, frames, height, width = PROFILES[name]
+        with_guidance = memory.activations(profile, frames, height, width, guidance=True)[0]
+        without = memory.activations(profile, frames, height, width, guidance=False)[0]
+        assert with_guidance == pytest.approx(factor * without, abs=1), name
+
+
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_wan_and_cogvideox_never_fit_a_t4_whole(name, lean):
+    # Their weights alone (a 5-billion-parameter-class text encoder and a 1.4-2 billion transformer, float16)
+    # are over what a 15 GB T4 has free: auto offloads, model or sequential, whatever the video.
+    profile, frames, height, width = PROFILES[name]
+    mode, reason, predictions = memory.choose_offload(T4_FREE, family=profile, frames=frames, height=height, width=width, vae_slicing=lean)
+    assert not memory.fits(memory.Prediction("none", predictions[0].weights, predictions[0].weights, 0), T4_FREE)
+    assert mode in ("model", "sequential") and "'none' would need" in reason
+    fitting = [p.mode for p in predictions if p.fits]
+    assert mode == (fitting[0] if fitting else "sequential")
+    assert ("may not fit" in reason) == (not fitting)
+    assert f"{frames} frames of {width}x{height}" in reason
+
+
+def test_auto_on_a_t4_takes_model_offload_for_wan_and_the_leanest_for_cogvideox(monkeypatch):
+    # At their default videos with lean (tiled) decoding, by the CPU-calibrated figures: Wan's peak with model
+    # offload is UMT5-XXL on its own (10.6 GiB), which fits; CogVideoX's VAE decode of 49 frames of 720x480
+    # is over a T4 in every mode (benchmarks/results/cpu-transformer-memory.json).
+    simulate_gpu(monkeypatch, 15)
+    wan_runtime = t2v.choose_runtime(model=t2v.find_model("wan"))
+    assert wan_runtime.offload == "model" and "81 frames of 832x480" in wan_runtime.reason
+    cog_runtime = t2v.choose_runtime(model=family_named("cogvideox").models[0])
+    assert cog_runtime.offload == "sequential" and "may not fit" in cog_runtime.reason
+
+
+def test_short_wan_videos_fit_a_t4_with_model_offload():
+    # One frame: the text encoder's phase (UMT5-XXL on its own) is the peak of model offload, and fits.
+    profile = PROFILES["wan"][0]
+    mode, reason, predictions = memory.choose_offload(T4_FREE, family=profile, frames=1, height=480, width=832)
+    assert mode == "model", reason
+    assert predictions[1].peak == memory.weight_bytes(torch.float16, profile)["text_encoder"]
+    assert not predictions[0].fits
+
+
+def test_a_bare_profile_needs_the_video_size():
+    with pytest.raises(ValueError, match="frames, height and width"):
+        memory.predict("none", family=wan.MEMORY)
+
+
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_transformer_coefficients_are_the_committed_calibration(name):
+    profile = PROFILES[name][0]
+    per_token, per_pixel, per_frame_pixel = memory.calibrate_profile(t2v.bench.load_results("cpu-transformer-memory"), profile, name)
+    assert profile.per_token == pytest.approx(per_token, rel=0.01)
+    assert profile.vae(1, 8, 8, True) == pytest.approx((per_pixel + per_frame_pixel) * 64, rel=0.01)
+    assert profile.vae(81, 8, 8, True) == pytest.approx((per_pixel + 81 * per_frame_pixel) * 64, rel=0.01)

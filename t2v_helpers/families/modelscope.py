@@ -4,6 +4,8 @@ A 3D UNet denoises 4-channel latents 8 times smaller than the frames; a CLIP tex
 reads 77 tokens; DDPM noise (1000 steps) with classifier-free guidance.
 """
 
+from functools import partial
+
 from diffusers import (
     DDIMScheduler,
     DEISMultistepScheduler,
@@ -17,6 +19,7 @@ from diffusers import (
 )
 import torch
 
+from ..memory import Profile, latent_tokens
 from ..tiny import TINY_VERSION, _save_model
 from . import Family, Model, legacy_callback
 
@@ -53,6 +56,38 @@ STEP_LIMITS = {
     "deis": 999,
     "lcm": 50,  # LCMScheduler refuses more steps than its original_inference_steps (50)
 }
+
+
+# Activation bytes per byte of dtype, measured with `python -m t2v_helpers.bench --set full`
+# (see t2v_helpers.memory.calibrate): the UNet's per latent position (frames x height/8 x
+# width/8, per video of the batch); the VAE decoder's per output pixel when it decodes one
+# frame at a time (slicing), and per pixel of every frame when it decodes all frames at once.
+UNET_ACTIVATION_PER_LATENT = 15400
+VAE_SLICED_PER_PIXEL = 4570
+VAE_UNSLICED_PER_FRAME_PIXEL = 874
+
+
+def _memory_parts():
+    from ..architecture import _components
+
+    parts = _components(torch.float32)
+    del parts["scheduler"]
+    return parts
+
+
+def _vae_activations(frames, height, width, slicing):
+    one_frame = VAE_SLICED_PER_PIXEL * height * width
+    return one_frame if slicing else max(one_frame, VAE_UNSLICED_PER_FRAME_PIXEL * frames * height * width)
+
+
+MEMORY = Profile(
+    parts=_memory_parts,
+    denoiser="unet",
+    tokens=partial(latent_tokens, frames_per_latent=1, pixels_per_token=8),
+    per_token=UNET_ACTIVATION_PER_LATENT,
+    vae=_vae_activations,
+    source="cpu-full",
+)
 
 
 def _decode(pipe, latents):
@@ -112,5 +147,6 @@ FAMILY = Family(
     on_step=legacy_callback,
     gpu_dtype=torch.float16,
     decode=_decode,
+    memory=MEMORY,
     about="ModelScope: a 3D UNet on DDPM noise, a CLIP text encoder (77 tokens), 8 frames per second.",
 )

@@ -1,0 +1,36 @@
+"""Random weights for a full-size model built on the meta device, for the memory benchmarks. Notebook 07.
+
+Memory depends on the shapes of the layers, not on the values of the weights: each family's
+memory profile builds its real parts from the configs in its family file
+(`t2v_helpers.memory.profile_of(name).parts()`), on the meta device (shapes only), and
+`materialize` gives them random weights, so benchmarks/text_encoder_memory.py and
+benchmarks/transformer_memory.py measure real sizes without downloading anything.
+"""
+
+import torch
+
+
+def materialize(module, dtype, seed=0):
+    """Give a module built on the meta device random weights in `dtype`, on the CPU. Notebook 07.
+
+    It casts on the meta device and allocates each tensor once in `dtype`, so a
+    5.7-billion-parameter encoder never needs a float32 copy; weights shared between layers
+    (T5's input embedding) stay shared, as loading a checkpoint keeps them.
+    """
+    module = module.to(dtype)
+    made = {}
+    for layer in module.modules():
+        for kind in (layer._parameters, layer._buffers):
+            for name, tensor in kind.items():
+                if tensor is None:
+                    continue
+                if id(tensor) not in made:
+                    empty = torch.empty_like(tensor, device="cpu")
+                    made[id(tensor)] = torch.nn.Parameter(empty, requires_grad=False) if kind is layer._parameters else empty
+                kind[name] = made[id(tensor)]
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in made.values():
+            if tensor.is_floating_point():
+                tensor.normal_(0.0, 0.02, generator=generator)
+    return module.eval()
