@@ -86,7 +86,20 @@ def _progress_bar(pipe, steps):
 
 
 def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step):
-    """Run the pipeline: (output, None), or (None, torch's message) when the GPU or the CPU ran out of memory."""
+    """Run the text-to-video pipeline: (output, None), or (None, torch's message) when memory ran out."""
+    return run_pipeline(
+        pipe, steps, seed, on_step, prompt=prompt, negative_prompt=negative_prompt or None, num_inference_steps=steps,
+        num_frames=frames, height=height, width=width, guidance_scale=guidance,
+    )
+
+
+def run_pipeline(pipe, steps, seed, on_step, **call):
+    """Call `pipe(**call)` with one progress bar of `steps`, the seed and the family's step callback. Notebook 04.
+
+    Returns (output, None), or (None, torch's message) when the GPU or the CPU ran out of
+    memory. `on_step(step, steps, latents)` is called after every step. Used by `generate`
+    and `t2v_helpers.upscale`.
+    """
     notice = _on_cpu(pipe) and not getattr(pipe, "t2v_cpu_notice_shown", False)
     step_ends = []
     bar = _progress_bar(pipe, steps)
@@ -116,13 +129,7 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
         handler.addFilter(repeat)
     try:
         output = pipe(
-            prompt,
-            negative_prompt=negative_prompt or None,
-            num_inference_steps=steps,
-            num_frames=frames,
-            height=height,
-            width=width,
-            guidance_scale=guidance,
+            **call,
             # A CPU generator gives the same starting noise on every device.
             generator=torch.Generator("cpu").manual_seed(seed),
             output_type="np",

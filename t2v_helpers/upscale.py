@@ -21,7 +21,7 @@ import torch
 
 from .errors import GPUMemoryError, SettingError, shorten
 from .families import family_of, model_of
-from .generate import CPU_OUT_OF_MEMORY, VideoResult, _check_finite, _memory_kind, _progress_bar, leaner_settings
+from .generate import VideoResult, _check_finite, _memory_kind, leaner_settings, run_pipeline
 from .schedulers import scheduler_name
 from .validate import MAX_FRAMES, MAX_SEED, check_settings
 from .video import to_uint8
@@ -283,39 +283,12 @@ def upscale(
 
 
 def _denoise(pipe, prompt, negative_prompt, frames, strength, steps, runs, guidance, seed, on_step):
-    bar = _progress_bar(pipe, runs)
-    done = []
-
-    def callback(latents):
-        done.append(1)
-        bar.update(1)
-        if on_step:
-            on_step(len(done), runs, latents)
-
-    own_config = getattr(pipe, "_progress_bar_config", {})
-    pipe.set_progress_bar_config(**{**own_config, "disable": True})  # ours is the one bar
-    try:
-        output = pipe(
-            prompt,
-            video=list(frames),
-            strength=strength,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            negative_prompt=negative_prompt,
-            generator=torch.Generator("cpu").manual_seed(seed),  # the same noise on every device
-            output_type="np",
-            **family_of(pipe).on_step(callback),
-        )
+    output, message = run_pipeline(
+        pipe, runs, seed, on_step, prompt=prompt, video=list(frames), strength=strength, num_inference_steps=steps,
+        guidance_scale=guidance, negative_prompt=negative_prompt,
+    )
+    if output is not None:
         return output.frames[0]
-    except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError too
-        if not isinstance(error, torch.OutOfMemoryError) and CPU_OUT_OF_MEMORY not in str(error):
-            raise
-        message = (str(error).strip() or "out of memory").splitlines()[0][:200]
-    finally:
-        bar.close()
-        pipe.set_progress_bar_config(**own_config)
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
     where = _memory_kind(message)
     tips = "; ".join(leaner_settings(pipe, len(frames), *frames.shape[1:3], gpu=where == "GPU"))
     raise GPUMemoryError(f"The {where} ran out of memory upscaling {len(frames)} frames to {frames.shape[2]}x{frames.shape[1]} ({message}). "
