@@ -9,7 +9,8 @@ from .environment import environment_report, gpu_info, library_versions
 from .fast import MCM_STYLES, FastSettingWarning, make_fast, undo_fast
 from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, PromptTooLongWarning, SettingError, VideoExportError
 from .generate import VideoResult, check_settings, generate
-from .families import Family, Model, families, family_of, find_model, model_of, models
+from . import families
+from .families import Family, Model, family_of, find_model, model_of, models
 from .pipeline import MODEL_ID, OFFLOAD_MODES, choose_runtime, default_model, load_pipeline, model_family, model_path, parameter_counts
 from .schedulers import SCHEDULERS, check_scheduler_name, scheduler_name, scheduler_names, set_scheduler
 from .studio import HistoryEntry, Studio

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import GPUMemoryError, NonFiniteFramesError
-from .families import denoiser, family_of, model_of
+from .families import denoiser, family_of, lean_vae, model_of, vae_is_lean
 from .fast import check_fast_settings
 from .schedulers import scheduler_name
 from .validate import MAX_SEED, check_settings
@@ -34,13 +34,14 @@ def leaner_settings(pipe, frames, height, width, gpu=True):
     `gpu=False` (out of CPU memory) leaves out offloading, which moves weights from the GPU to the CPU.
     """
     tips = []
-    if frames > 1:
-        tips.append(f"frames={frames // 2} (memory grows with the number of frames)")
+    fewer = family_of(pipe).half_frames(frames)
+    if fewer < frames:
+        tips.append(f"frames={fewer} (memory grows with the number of frames)")
     model = model_of(pipe)
     if height * width > model.height * model.width:
         tips.append(f"height={model.height}, width={model.width} (the model's own size)")
-    if not getattr(pipe.vae, "use_slicing", True):
-        tips.append("pipe.vae.enable_slicing() (decodes one frame at a time)")
+    if not vae_is_lean(pipe):
+        tips.append(f"{' and '.join(f'pipe.vae.{s}()' for s in family_of(pipe).vae_switches)} (decodes in pieces)")
     runtime = getattr(pipe, "t2v_runtime", None)
     offload = runtime.offload if runtime else "none"
     if not gpu:
@@ -158,7 +159,7 @@ def generate(
     draws a random seed, recorded in the result. `on_step(step, steps, latents)` is called
     after every denoising step. NaN or infinite frames raise NonFiniteFramesError. Bad settings raise SettingError (a ValueError) before any
     model work. If the GPU (or the CPU's memory) runs out, GPUMemoryError lists leaner settings;
-    with `retry_leaner=True` it first retries once with half the frames and VAE slicing.
+    with `retry_leaner=True` it first retries once with half the frames (of the family's form) and lean VAE decoding.
     """
     family, model = family_of(pipe), model_of(pipe)
     steps = family.steps if steps is None else steps
@@ -176,10 +177,10 @@ def generate(
 
     start = time.perf_counter()
     output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
-    if out_of_memory and retry_leaner and frames > 1:
-        frames = frames // 2
-        pipe.vae.enable_slicing()
-        print(f"Out of {_memory_kind(out_of_memory)} memory with frames={asked_frames}: retrying once with frames={frames} and VAE slicing.")
+    if out_of_memory and retry_leaner and family.half_frames(frames) < frames:
+        frames = family.half_frames(frames)
+        lean = " and ".join(lean_vae(pipe))
+        print(f"Out of {_memory_kind(out_of_memory)} memory with frames={asked_frames}: retrying once with frames={frames} and {lean}.")
         start = time.perf_counter()
         output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
     if out_of_memory:

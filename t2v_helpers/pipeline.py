@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
-from .families import families, family_named, family_of_class, family_of_folder, find_model, models
+from .families import families, family_named, lean_vae, family_of_class, family_of_folder, find_model, models
 from .tiny import build_tiny
 from .validate import check_choice
 
@@ -350,7 +350,7 @@ def place(pipe, offload, device, vae_slicing=True):
     else:
         pipe.to(device)
     if vae_slicing:
-        pipe.vae.enable_slicing()
+        lean_vae(pipe)
     return pipe
 
 

@@ -202,7 +202,7 @@ def check_memory(pipe, frames, height, width):
     available memory: the estimate carries its own
     margin, and a little over may still run (slowly, swapping); far over cannot.
     """
-    from .families import denoiser, model_of
+    from .families import denoiser, model_of, vae_is_lean
     from .memory import GIB, predict
 
     if pipe is None or model_of(pipe).tiny:
@@ -212,7 +212,7 @@ def check_memory(pipe, frames, height, width):
         return
     runtime = getattr(pipe, "t2v_runtime", None)
     mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
-    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=getattr(pipe.vae, "use_slicing", True))
+    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=vae_is_lean(pipe))
 
     def needed(frames):
         # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.

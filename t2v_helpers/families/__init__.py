@@ -68,6 +68,9 @@ class Family:
     on_step: Callable  # on_step(fn) -> the pipeline keyword arguments that call fn(latents) after each step
     gpu_dtype: torch.dtype  # the dtype for the weights on a GPU
     float32_parts: tuple = ()  # parts kept in float32 whatever the dtype (Wan's VAE)
+    # The VAE methods that make decoding lean: ModelScope's VAE decodes frames as a batch, so
+    # slicing decodes one frame at a time; the video VAEs of Wan and CogVideoX need tiling.
+    vae_switches: tuple = ("enable_slicing",)
     decode: Optional[Callable] = None  # decode(pipe, latents of one video, batch dim kept) -> (frames, height, width, 3) in 0..1
     memory: Optional[object] = None  # a t2v_helpers.memory profile of the full-size model
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments every call passes
@@ -76,6 +79,11 @@ class Family:
     def check_frames(self, frames):
         """Whether `frames` is a count this family makes (4k+1 for Wan and CogVideoX). Notebook 09."""
         return frames >= 1 and (frames - 1) % self.frame_step == 0
+
+    def half_frames(self, frames):
+        """The most frames of this family's form up to half of `frames` (at least 1): a leaner retry. Notebook 04."""
+        half = max(1, frames // 2)
+        return (half - 1) // self.frame_step * self.frame_step + 1
 
 
 def legacy_callback(fn):
@@ -144,6 +152,19 @@ def family_of_folder(folder):
 def model_of(pipe):
     """The Model a loaded pipeline was loaded as, else its family's default model. Notebook 09."""
     return find_model(getattr(pipe, "t2v_model_id", None)) or family_of(pipe).models[0]
+
+
+def lean_vae(pipe):
+    """Switch on the family's lean decoding (`vae_switches`); returns the calls made, as text. Notebook 07."""
+    switches = family_of(pipe).vae_switches
+    for switch in switches:
+        getattr(pipe.vae, switch)()
+    return [f"pipe.vae.{switch}()" for switch in switches]
+
+
+def vae_is_lean(pipe):
+    """Whether every one of the family's lean-decoding switches is on. Notebook 07."""
+    return all(getattr(pipe.vae, "use_" + switch.removeprefix("enable_"), True) for switch in family_of(pipe).vae_switches)
 
 
 def denoiser(pipe):
