@@ -2,12 +2,17 @@
 
 Memory = the weights on the GPU (exact: parameters x bytes per parameter, from the
 architecture) + the activations of the part that runs (an estimate that grows with
-frames x height x width x batch). The activation coefficients are calibrated against
-peak RSS measured on the CPU (benchmarks/results/cpu-full.json): CPU and GPU kernels
-keep different temporary buffers, so the prediction carries a margin.
+frames x height x width x batch). What differs between model families is data: each
+family file's `memory=` is a `Profile` (its parts, its latent-position formula, its
+activation coefficients). The coefficients are calibrated against peak RSS measured on
+the CPU (ModelScope: benchmarks/results/cpu-full.json; Wan and CogVideoX:
+benchmarks/results/cpu-transformer-memory.json): CPU and GPU kernels keep different
+temporary buffers, so the prediction carries a margin.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
 
 import torch
 
@@ -15,14 +20,6 @@ from .validate import check_choice
 
 GIB = 2**30
 MODES_FASTEST_FIRST = ("none", "model", "sequential")
-
-# Activation bytes per byte of dtype, measured with `python -m t2v_helpers.bench --set full`
-# (see `calibrate`): the UNet's per latent position (batch x frames x height/8 x width/8);
-# the VAE decoder's per output pixel when it decodes one frame at a time (slicing), and
-# per pixel of every frame when it decodes all frames at once.
-UNET_ACTIVATION_PER_LATENT = 15400
-VAE_SLICED_PER_PIXEL = 4570
-VAE_UNSLICED_PER_FRAME_PIXEL = 874
 
 # Free memory is kept back for what the estimate does not cover: the allocator's
 # fragmentation and cached blocks, cuDNN workspaces, and the CPU/GPU difference above.
@@ -65,35 +62,131 @@ def calibrate(results):
     return max(unet), max(sliced), max(unsliced or [max(sliced)])
 
 
-def weight_bytes(dtype=torch.float16):
-    """Bytes of weights of each part of the full-size model in `dtype` (exact). Notebook 07."""
-    from .architecture import full_size_parameters
+def calibrate_profile(results, profile, family):
+    """Coefficients of `family`'s Profile from benchmarks/transformer_memory.py's results (a dict). Notebook 07.
 
-    size = torch.empty(0, dtype=dtype).element_size()
-    return {name: count * size for name, count in full_size_parameters().items()}
+    Returns (denoiser bytes per token, VAE bytes per pixel, VAE bytes per pixel of every
+    frame), each per byte of dtype. The denoiser's is the largest of its runs' activations
+    per token, so that fixed costs at small sizes make it err on the side of more memory.
+    The VAE decodes a few frames at a time and gathers every frame's output: its two runs
+    (same size, different frame counts) give the per-frame part (the slope) and the fixed part.
+    """
+    runs = [r for r in results["runs"] if r.get("family") == family and "error" not in r]
+    denoiser = [r for r in runs if r["part"] == profile.denoiser]
+    vae = sorted((r for r in runs if r["part"] == "vae"), key=lambda r: r["latent_frames"])
+    if not denoiser or len(vae) < 2:
+        raise ValueError(f"results hold no successful {family} runs of both parts; run `python benchmarks/transformer_memory.py`")
+
+    def pixels(r):  # frames, height, width of the video these latents decode to
+        return (r["latent_frames"] - 1) * 4 + 1, r["latent_height"] * 8, r["latent_width"] * 8
+
+    def size(r):
+        return _bytes_per_parameter(getattr(torch, r["dtype"]))
+
+    per_token = max(r["activation_bytes"] / (profile.tokens(*pixels(r)) * size(r)) for r in denoiser)
+    (f1, h, w), (f2, _, _) = pixels(vae[0]), pixels(vae[-1])
+    a1, a2 = (r["activation_bytes"] / size(r) for r in (vae[0], vae[-1]))
+    per_frame_pixel = max(0.0, (a2 - a1) / ((f2 - f1) * h * w))
+    return per_token, a1 / (h * w) - per_frame_pixel * f1, per_frame_pixel
 
 
-def predict(mode, *, frames=16, height=256, width=256, dtype=torch.float16, vae_slicing=True, guidance=True):
-    """Predicted peak GPU memory of the full-size model in offload `mode`, as a Prediction. Notebook 07.
+@dataclass(frozen=True)
+class Profile:
+    """What a family's full-size model needs in memory, as data: each family file's `memory=`. Notebook 07.
 
-    none: everything on the GPU. model: one part at a time (text encoder, UNet, VAE).
+    `parts()` builds the text encoder, the denoiser and the VAE (float32; `parameters` calls
+    it on the meta device, so nothing is allocated). `tokens(frames, height, width)` is the
+    number of positions the denoiser works on for one video; `per_token` its activation
+    bytes per position per byte of dtype, for one video of the batch. `vae(frames, height,
+    width, slicing)` is the decode's activation bytes per byte of the VAE's dtype. The
+    coefficients come from CPU measurements in the results file `source`.
+    """
+
+    parts: Callable
+    denoiser: str  # the key of the denoiser in parts(): "unet" or "transformer"
+    tokens: Callable
+    per_token: float
+    vae: Callable
+    guidance_batch: int = 2  # videos per denoiser call with guidance: 1 where prompt and negative prompt run as two calls
+    float32_parts: tuple = ()  # parts kept in float32 whatever the dtype
+    source: str = ""
+
+
+@lru_cache(maxsize=None)
+def parameters(profile):
+    """Parameters of each part of `profile`'s model, and of its largest single layer, counted on the meta device. Notebook 07."""
+    with torch.device("meta"):
+        parts = profile.parts()
+    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
+    # Sequential offload moves one leaf layer at a time to the GPU: the biggest one sets the floor.
+    leaves = (m for part in parts.values() for m in part.modules() if not list(m.children()))
+    counts["largest_layer"] = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in leaves)
+    return counts
+
+
+def profile_of(family=None):
+    """The memory Profile of `family`: a Family, its name, or a Profile itself; None means ModelScope. Notebook 07."""
+    from .families import Family, family_named
+
+    if isinstance(family, Profile):
+        return family
+    found = family if isinstance(family, Family) else family_named(family or "modelscope")
+    if found.memory is None:
+        raise ValueError(f"family {found.name!r} has no memory profile, so its memory cannot be predicted")
+    return found.memory
+
+
+def _bytes_per_parameter(dtype):
+    return torch.empty(0, dtype=dtype).element_size()
+
+
+def weight_bytes(dtype=torch.float16, family=None):
+    """Bytes of weights of each part of the family's full-size model in `dtype` (exact). Notebook 07.
+
+    Parts in the profile's `float32_parts` (Wan's VAE) count 4 bytes a parameter whatever `dtype` is.
+    """
+    profile = profile_of(family)
+    size = _bytes_per_parameter(dtype)
+    return {name: count * (4 if name in profile.float32_parts else size) for name, count in parameters(profile).items()}
+
+
+def _settings(family, frames, height, width):
+    # Sizes not given are the family's default model's; a bare Profile has no defaults.
+    if None not in (frames, height, width):
+        return frames, height, width
+    if isinstance(family, Profile):
+        raise ValueError("frames, height and width are needed when predicting from a bare Profile")
+    from .families import Family, family_named
+
+    model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
+    return frames or model.frames, height or model.height, width or model.width
+
+
+def predict(mode, *, frames=None, height=None, width=None, dtype=torch.float16, vae_slicing=True, guidance=True, family=None):
+    """Predicted peak GPU memory of a family's full-size model in offload `mode`, as a Prediction. Notebook 07.
+
+    none: everything on the GPU. model: one part at a time (text encoder, denoiser, VAE).
     sequential: one layer at a time; only activations and the largest layer stay.
+    `family` is a Family, its name or a Profile (default ModelScope); frames, height and
+    width default to the family's default model's.
     """
     mode = check_choice("offload", mode, MODES_FASTEST_FIRST, problem="is not an offload mode with a memory cost")
-    size = torch.empty(0, dtype=dtype).element_size()
-    weights = weight_bytes(dtype)
-    batch = 2 if guidance else 1
-    unet_act = int(UNET_ACTIVATION_PER_LATENT * batch * frames * (height // 8) * (width // 8) * size)
-    one_frame = VAE_SLICED_PER_PIXEL * height * width * size
-    vae_act = int(one_frame if vae_slicing else max(one_frame, VAE_UNSLICED_PER_FRAME_PIXEL * frames * height * width * size))
+    profile = profile_of(family)
+    frames, height, width = _settings(family, frames, height, width)
+    size = _bytes_per_parameter(dtype)
+    weights = weight_bytes(dtype, profile)
+    batch = profile.guidance_batch if guidance else 1
+    denoiser_act = int(profile.per_token * batch * profile.tokens(frames, height, width) * size)
+    vae_size = 4 if "vae" in profile.float32_parts else size
+    vae_act = int(profile.vae(frames, height, width, vae_slicing) * vae_size)
     if mode == "none":
-        on_gpu = weights["unet"] + weights["vae"] + weights["text_encoder"]
-        return Prediction(mode, on_gpu + max(unet_act, vae_act), on_gpu, max(unet_act, vae_act))
+        on_gpu = weights["text_encoder"] + weights[profile.denoiser] + weights["vae"]
+        return Prediction(mode, on_gpu + max(denoiser_act, vae_act), on_gpu, max(denoiser_act, vae_act))
     if mode == "model":
-        phases = [(weights["text_encoder"], 0), (weights["unet"], unet_act), (weights["vae"], vae_act)]
+        phases = [(weights["text_encoder"], 0), (weights[profile.denoiser], denoiser_act), (weights["vae"], vae_act)]
         on_gpu, act = max(phases, key=sum)
         return Prediction(mode, on_gpu + act, on_gpu, act)
-    return Prediction(mode, weights["largest_layer"] + max(unet_act, vae_act), weights["largest_layer"], max(unet_act, vae_act))
+    return Prediction(mode, weights["largest_layer"] + max(denoiser_act, vae_act), weights["largest_layer"], max(denoiser_act, vae_act))
 
 
 def gpu_memory():
@@ -108,18 +201,19 @@ def fits(prediction, free):
     return prediction.peak * (1 + MARGIN_FRACTION) + MARGIN_BYTES <= free
 
 
-def choose_offload(free, **settings):
+def choose_offload(free, family=None, **settings):
     """The fastest offload mode whose predicted peak fits in `free` bytes, and why. Notebook 07.
 
-    `settings` go to `predict` (frames, height, width, dtype, vae_slicing). Returns
-    (mode, reason, predictions). When none fits, it returns 'sequential', the leanest,
-    and says that even that may run out of memory.
+    `family` (a Family, its name or a Profile; ModelScope by default) and `settings` go to
+    `predict` (frames, height, width, dtype, vae_slicing, guidance). Returns (mode, reason,
+    predictions). When none fits, it returns 'sequential', the leanest, and says that even
+    that may run out of memory.
     """
-    predictions = [predict(mode, **settings) for mode in MODES_FASTEST_FIRST]
+    frames, height, width = _settings(family, settings.pop("frames", None), settings.pop("height", None), settings.pop("width", None))
+    predictions = [predict(mode, frames=frames, height=height, width=width, family=family, **settings) for mode in MODES_FASTEST_FIRST]
     for p in predictions:
         p.fits = fits(p, free)
     chosen = next((p for p in predictions if p.fits), predictions[-1])
-    frames, height, width = settings.get("frames", 16), settings.get("height", 256), settings.get("width", 256)
     reason = f"offload={chosen.mode!r}: predicted peak {chosen.peak / GIB:.1f} GiB for {frames} frames of {width}x{height}, {free / GIB:.1f} GiB free"
     faster = [p for p in predictions if MODES_FASTEST_FIRST.index(p.mode) < MODES_FASTEST_FIRST.index(chosen.mode)]
     if faster:

@@ -67,7 +67,7 @@ def choose_runtime(offload="auto", dtype=None, model=None):
         from .memory import choose_offload, gpu_memory
 
         free, total = gpu_memory()
-        mode, why, _ = choose_offload(free, dtype=dtype)
+        mode, why, _ = choose_offload(free, family=model.family, dtype=dtype, frames=model.frames, height=model.height, width=model.width)
         return Runtime("cuda", dtype, mode, f"CUDA GPU found ({name}, {total / 2**30:.0f} GiB): {str(dtype)[6:]} weights, {why}")
     if offload in ("model", "sequential"):
         raise SettingError(

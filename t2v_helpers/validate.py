@@ -202,7 +202,7 @@ def check_memory(pipe, frames, height, width):
     available memory: the estimate carries its own
     margin, and a little over may still run (slowly, swapping); far over cannot.
     """
-    from .families import denoiser, model_of, vae_is_lean
+    from .families import denoiser, family_of, model_of, vae_is_lean
     from .memory import GIB, predict
 
     if pipe is None or model_of(pipe).tiny:
@@ -216,12 +216,12 @@ def check_memory(pipe, frames, height, width):
 
     def needed(frames):
         # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
-        prediction = predict(mode, frames=frames, **options)
+        prediction = predict(mode, frames=frames, family=family_of(pipe), **options)
         return prediction.peak - (prediction.weights if mode == "none" else 0)
 
     if needed(frames) <= 1.5 * free:
         return
-    fitting = [f for f in range(frames - 1, 0, -1) if needed(f) <= free]
+    fitting = [f for f in range(frames - 1, 0, -1) if family_of(pipe).check_frames(f) and needed(f) <= free]
     where = "GPU" if runtime and runtime.device == "cuda" else "computer"
     allowed = f"settings whose predicted peak fits the {free / GIB:.1f} GiB this {where} has free"
     problem = f"at {width}x{height} needs about {needed(frames) / GIB:.1f} GiB more by t2v_helpers.memory's estimate, far over what is free"

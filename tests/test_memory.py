@@ -5,6 +5,7 @@ import torch
 
 import t2v_helpers as t2v
 from t2v_helpers import memory
+from t2v_helpers.families import modelscope
 
 GB = 10**9
 CONTEXT = 0.4 * 2**30  # what the CUDA context takes before the model loads
@@ -26,9 +27,10 @@ def test_weights_are_exact_parameter_bytes():
 
 def test_coefficients_are_the_committed_calibration():
     unet, sliced, unsliced = memory.calibrate(t2v.bench.load_results("cpu-full"))
-    assert memory.UNET_ACTIVATION_PER_LATENT == pytest.approx(unet, rel=0.01)
-    assert memory.VAE_SLICED_PER_PIXEL == pytest.approx(sliced, rel=0.01)
-    assert memory.VAE_UNSLICED_PER_FRAME_PIXEL == pytest.approx(unsliced, rel=0.01)
+    assert modelscope.UNET_ACTIVATION_PER_LATENT == pytest.approx(unet, rel=0.01)
+    assert modelscope.VAE_SLICED_PER_PIXEL == pytest.approx(sliced, rel=0.01)
+    assert modelscope.VAE_UNSLICED_PER_FRAME_PIXEL == pytest.approx(unsliced, rel=0.01)
+    assert modelscope.FAMILY.memory.per_token == modelscope.UNET_ACTIVATION_PER_LATENT
 
 
 def test_calibration_needs_a_full_size_float32_run():

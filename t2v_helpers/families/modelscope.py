@@ -17,6 +17,7 @@ from diffusers import (
 )
 import torch
 
+from ..memory import Profile
 from ..tiny import TINY_VERSION, _save_model
 from . import Family, Model, legacy_callback
 
@@ -55,6 +56,38 @@ STEP_LIMITS = {
 }
 
 
+# Activation bytes per byte of dtype, measured with `python -m t2v_helpers.bench --set full`
+# (see t2v_helpers.memory.calibrate): the UNet's per latent position (frames x height/8 x
+# width/8, per video of the batch); the VAE decoder's per output pixel when it decodes one
+# frame at a time (slicing), and per pixel of every frame when it decodes all frames at once.
+UNET_ACTIVATION_PER_LATENT = 15400
+VAE_SLICED_PER_PIXEL = 4570
+VAE_UNSLICED_PER_FRAME_PIXEL = 874
+
+
+def _memory_parts():
+    from ..architecture import _components
+
+    parts = _components(torch.float32)
+    del parts["scheduler"]
+    return parts
+
+
+def _vae_activations(frames, height, width, slicing):
+    one_frame = VAE_SLICED_PER_PIXEL * height * width
+    return one_frame if slicing else max(one_frame, VAE_UNSLICED_PER_FRAME_PIXEL * frames * height * width)
+
+
+MEMORY = Profile(
+    parts=_memory_parts,
+    denoiser="unet",
+    tokens=lambda frames, height, width: frames * (height // 8) * (width // 8),
+    per_token=UNET_ACTIVATION_PER_LATENT,
+    vae=_vae_activations,
+    source="cpu-full",
+)
+
+
 def _decode(pipe, latents):
     # latents: one video, (1, 4, frames, height/8, width/8), as the step callback hands them
     video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
@@ -88,5 +121,6 @@ FAMILY = Family(
     on_step=legacy_callback,
     gpu_dtype=torch.float16,
     decode=_decode,
+    memory=MEMORY,
     about="ModelScope: a 3D UNet on DDPM noise, a CLIP text encoder (77 tokens), 8 frames per second.",
 )

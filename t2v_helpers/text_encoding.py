@@ -1,0 +1,64 @@
+"""Encode the prompt once, then free the text encoder: how a big text encoder fits a small machine. Notebook 07.
+
+Wan 2.1's text encoder (UMT5-XXL, 5.7 billion parameters) is four times the size of its
+1.3-billion-parameter transformer, and CogVideoX's (T5-XXL) nearly three times its
+transformer's. The encoder runs once per prompt, before the first denoising step, yet a
+loaded pipeline holds it to the end: on the GPU without offload, in RAM with model
+offload. `encode_then_free` encodes the prompt and the negative prompt with the
+pipeline's own `encode_prompt` (so the embeddings are exactly those `pipe(prompt)` would
+make), deletes the encoder, and returns the embeddings to pass as `pipe(**embeddings, ...)`.
+
+On a machine whose RAM cannot hold the encoder at all (benchmarks/results/cpu-text-encoder-memory.json
+has what UMT5-XXL needs), load it straight onto the GPU instead, part by part, e.g.
+`UMT5EncoderModel.from_pretrained(id, subfolder="text_encoder", dtype=torch.float16, device_map="cuda")`,
+pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, and call
+`encode_then_free` before the first video.
+"""
+
+import gc
+import inspect
+
+import torch
+
+
+def encode_then_free(pipe, prompt, negative_prompt=None):
+    """Encode `prompt` and `negative_prompt` once, free the text encoder, return the embeddings for `pipe(...)`. Notebook 07.
+
+    Returns {'prompt_embeds': ..., 'negative_prompt_embeds': ...}; the pipeline then makes
+    videos of this prompt without its text encoder (pass the embeddings instead of a
+    prompt). The prompt is padded to the length the family's pipeline reads
+    (`family.max_tokens`), so the video is the one `pipe(prompt, negative_prompt=...)` makes.
+    With model offload the offload hooks are rebuilt without the encoder, as the hooks
+    would otherwise keep it alive.
+    """
+    from .families import family_of
+
+    if getattr(pipe, "text_encoder", None) is None:
+        raise ValueError("this pipeline has no text encoder (already freed?): pass the embeddings you kept instead of a prompt")
+    wanted = dict(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        do_classifier_free_guidance=True,
+        device=pipe._execution_device,
+        num_images_per_prompt=1,
+        num_videos_per_prompt=1,
+        max_sequence_length=family_of(pipe).max_tokens,
+    )
+    accepted = inspect.signature(pipe.encode_prompt).parameters
+    with torch.no_grad():
+        prompt_embeds, negative_prompt_embeds = pipe.encode_prompt(**{k: v for k, v in wanted.items() if k in accepted})[:2]
+    free_text_encoder(pipe)
+    return {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+
+
+def free_text_encoder(pipe):
+    """Delete the pipeline's text encoder and give its memory back (RAM and GPU). Notebook 07."""
+    offload_device = getattr(pipe, "_offload_device", None) if getattr(pipe, "_all_hooks", None) else None
+    pipe.text_encoder = None
+    if offload_device is not None:
+        # Each model-offload hook holds the previous model of the chain: rebuild the chain without the encoder.
+        pipe.remove_all_hooks()
+        pipe.enable_model_cpu_offload(device=offload_device)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,55 @@
+"""encode_then_free: the prompt encoded once, the text encoder freed, the same video made from the embeddings."""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+import t2v_helpers as t2v
+from t2v_helpers.families import families, family_of
+from t2v_helpers.text_encoding import encode_then_free
+
+TINY = [m.name for f in families().values() for m in f.models if m.tiny]
+
+
+def _video(pipe, **inputs):
+    family = family_of(pipe)
+    side = family.size_multiple * 4
+    return pipe(
+        **inputs,
+        num_inference_steps=2,
+        num_frames=family.frame_step + 1,
+        height=side,
+        width=side,
+        guidance_scale=family.guidance,
+        generator=torch.Generator("cpu").manual_seed(0),
+        output_type="np",
+    ).frames[0]
+
+
+@pytest.mark.parametrize("offload", ["none", "model"])
+@pytest.mark.parametrize("name", TINY)
+def test_the_embeddings_make_the_same_video_and_the_encoder_is_freed(name, offload):
+    pipe = t2v.load_pipeline(name, offload="none", dtype=torch.float32, verbose=False)
+    pipe.set_progress_bar_config(disable=True)
+    if offload == "model":  # model offload onto the CPU itself: the hooks are real, no GPU needed
+        pipe.enable_model_cpu_offload(device="cpu")
+    prompt, negative = "a red fox running through snow", "blurry"
+    expected = _video(pipe, prompt=prompt, negative_prompt=negative)
+    encoder = weakref.ref(pipe.text_encoder)
+
+    embeddings = encode_then_free(pipe, prompt, negative)
+
+    assert pipe.text_encoder is None
+    gc.collect()
+    assert encoder() is None, "something still holds the text encoder"
+    np.testing.assert_array_equal(_video(pipe, **embeddings), expected)
+
+
+def test_a_freed_encoder_is_said_so():
+    pipe = t2v.load_pipeline("tiny", offload="none", dtype=torch.float32, verbose=False)
+    encode_then_free(pipe, "a cat")
+    with pytest.raises(ValueError, match="no text encoder"):
+        encode_then_free(pipe, "a cat")
