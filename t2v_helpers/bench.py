@@ -31,11 +31,24 @@ PROMPT = "An astronaut riding a horse on the moon"
 REAL_STEPS = 25  # the lesson's default: full-size times are extrapolated to this many steps
 
 
-def _tiny_configs(device):
+def _frames_from(family, count):
+    """The fewest frames of the family's form from `count` up: 16 stays 16 for ModelScope, 17 for Wan (4k+1)."""
+    step = family.frame_step
+    return (count - 1 + step - 1) // step * step + 1
+
+
+def _family(model):
+    from .families import family_named, find_model
+
+    return family_named(find_model(model).family)
+
+
+def _tiny_configs(device, model="tiny"):
+    family = _family(model)
     dtypes = ["float16"] if device == "cuda" else ["float32", "bfloat16"]
     offloads = ["none", "model", "sequential"] if device == "cuda" else ["none"]
     return [
-        dict(model="tiny", device=device, dtype=dtype, offload=offload, vae_slicing=slicing, frames=frames, size=64, steps=3)
+        dict(model=model, device=device, dtype=dtype, offload=offload, vae_slicing=slicing, frames=_frames_from(family, frames), size=64, steps=3)
         for dtype in dtypes
         for offload in offloads
         for slicing in (True, False)
@@ -88,8 +101,8 @@ def _prepare_fast(pipe, config):
     from . import fast
     from .schedulers import set_scheduler
 
-    if config.get("fast") and config["model"] == "tiny":
-        pipe.t2v_model_id = "tiny"
+    if config.get("fast") and _tiny(config):
+        pipe.t2v_model_id = config["model"]
         fast.make_fast(pipe, verbose=False)
     else:
         set_scheduler(pipe, config["scheduler"])
@@ -115,6 +128,14 @@ def _reset_peak_rss():
         return False
 
 
+def _tiny(config):
+    """Whether the config names a tiny model ('tiny', 'tiny-wan', ...); 'full' is ModelScope's full-size architecture."""
+    from .families import find_model
+
+    model = find_model(config["model"])
+    return model is not None and model.tiny
+
+
 def _load(config):
     import torch
 
@@ -123,8 +144,8 @@ def _load(config):
     from t2v_helpers.pipeline import place
 
     dtype = getattr(torch, config["dtype"])
-    if config["model"] == "tiny":
-        return t2v.load_pipeline("tiny", offload=config["offload"], dtype=dtype, vae_slicing=config["vae_slicing"], verbose=False)
+    if _tiny(config):
+        return t2v.load_pipeline(config["model"], offload=config["offload"], dtype=dtype, vae_slicing=config["vae_slicing"], verbose=False)
     return place(build_full_size_pipeline(dtype), config["offload"], config["device"], config["vae_slicing"])
 
 
@@ -144,6 +165,9 @@ def measure(config):
         torch.cuda.reset_peak_memory_stats()
     result["peak_reset"] = _reset_peak_rss()
 
+    from .families import family_of
+
+    family = family_of(pipe)
     step_ends, decode_times = [], []
     decode = pipe.vae.decode
 
@@ -155,11 +179,11 @@ def measure(config):
         decode_times.append(time.perf_counter() - start)
         return out
 
-    def callback(step, timestep, latents):
+    def callback(latents):
         if cuda:
             torch.cuda.synchronize()
         step_ends.append(time.perf_counter())
-        if step + 1 == config["steps"]:
+        if len(step_ends) == config["steps"]:
             # Denoising is over: keep its peak, then measure decoding's on its own.
             result["peak_rss_denoise"] = _rss_bytes("VmHWM")
             if cuda:
@@ -177,10 +201,11 @@ def measure(config):
             num_frames=config["frames"],
             height=config["size"],
             width=config["size"],
-            guidance_scale=config.get("guidance", 9.0),
+            guidance_scale=config.get("guidance", family.guidance),
             generator=torch.Generator("cpu").manual_seed(0),
             output_type=output_type,
-            callback=callback,
+            **(family.on_step(callback) if callback else {}),
+            **family.pipeline_kwargs,
         )
 
     pipe.vae.decode = timed_decode
@@ -220,17 +245,19 @@ def measure(config):
     return result
 
 
-def overhead(rounds=7, frames=8, size=32, steps=2):
+def overhead(rounds=7, frames=8, size=32, steps=2, model="tiny"):
     """Time of t2v.generate over a raw `pipe(...)` call on identical settings, from interleaved runs. Notebook 07.
 
-    Runs on the tiny pipeline, where any overhead shows most. Returns the median ratio
+    Runs on a tiny pipeline (`model`), where any overhead shows most. Returns the median ratio
     and the times of both.
     """
     import torch
 
     import t2v_helpers as t2v
 
-    pipe = t2v.load_pipeline("tiny", verbose=False)
+    pipe = t2v.load_pipeline(model, verbose=False)
+    family = t2v.family_of(pipe)
+    frames = _frames_from(family, frames)
     pipe.set_progress_bar_config(disable=True)
     pipe.t2v_cpu_notice_shown = True  # the one-off CPU notice adds a callback; keep both calls alike
 
@@ -241,13 +268,14 @@ def overhead(rounds=7, frames=8, size=32, steps=2):
             num_frames=frames,
             height=size,
             width=size,
-            guidance_scale=9.0,
+            guidance_scale=family.guidance,
             generator=torch.Generator("cpu").manual_seed(0),
             output_type="np",
+            **family.pipeline_kwargs,
         )
 
     def helper():
-        t2v.generate(pipe, PROMPT, steps=steps, frames=frames, height=size, width=size, seed=0)
+        t2v.generate(pipe, PROMPT, steps=steps, frames=frames, height=size, width=size, guidance=family.guidance, seed=0)
 
     raw(), helper()  # warm-up
     times = {"raw": [], "helper": []}
@@ -260,7 +288,7 @@ def overhead(rounds=7, frames=8, size=32, steps=2):
             times[name].append(time.perf_counter() - start)
     ratios = [h / r for h, r in zip(times["helper"], times["raw"])]
     return dict(
-        model="tiny", frames=frames, size=size, steps=steps, rounds=rounds,
+        model=model, frames=frames, size=size, steps=steps, rounds=rounds,
         ratio_median=statistics.median(ratios), raw_s=times["raw"], helper_s=times["helper"],
     )
 
@@ -368,9 +396,11 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
-def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, with_overhead=True):
+def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, with_overhead=True, model="tiny"):
     """Run a benchmark set ('tiny' or 'full'), each setting in its own process; write JSON and Markdown. Notebook 07.
 
+    The tiny set measures the tiny `model` ('tiny', or another family's: 'tiny-wan', ...), written
+    as `<device>-tiny` for ModelScope's and `<device>-<model>` for the others.
     Returns the results dict and the paths written. An existing results file (or link) is
     never replaced or written through: the new one gets a free name (-2, -3, ...).
     """
@@ -383,7 +413,8 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
         from .errors import SettingError
 
         raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full', or 'fast-tiny' or 'fast-full' (notebook 08)", "which='tiny'")
-    configs = configs or SETS[which](device)
+    configs = configs or (_tiny_configs(device, model) if which == "tiny" else SETS[which](device))
+    stem = f"{device}-{which}" if model == "tiny" or which != "tiny" else f"{device}-{model}"
     started = time.perf_counter()
     runs = []
     for config in configs:
@@ -414,16 +445,16 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
                          "(4x longer) and more steps would not fit in 15 minutes. With 1 step, 's per step' includes "
                          "prompt encoding and warm-up, so it is an upper bound.")
     results = dict(
-        title=f"Benchmark: {which} pipeline on {device}",
+        title=f"Benchmark: {which} pipeline on {device}" + ("" if model == "tiny" else f" ({model})"),
         date=time.strftime("%Y-%m-%d"),
         machine=machine(),
         notes=notes,
         runs=runs,
-        overhead=overhead() if with_overhead and not which.startswith("fast") else None,
+        overhead=overhead(model=model) if with_overhead and not which.startswith("fast") else None,
         attention=_run_in_child(dict(configs[0], attention=True), timeout) if which.startswith("fast") and configs else None,
         total_s=time.perf_counter() - started,
     )
-    paths = publish(out_dir, f"{device}-{which}", {
+    paths = publish(out_dir, stem, {
         ".json": lambda path: Path(path).write_text(json_text(results), encoding="utf-8"),
         ".md": lambda path: Path(path).write_text((markdown_fast if which.startswith("fast") else markdown)(results), encoding="utf-8"),
     })
@@ -446,7 +477,10 @@ def attention_backends(config, rounds=2):
     unet, dtype = pipe.unet, getattr(torch, config["dtype"])
     latent = config["size"] // pipe.vae_scale_factor
     sample = torch.randn(1, unet.config.in_channels, config["frames"], latent, latent, dtype=dtype, device=config["device"])
-    text = torch.randn(1, 77, unet.config.cross_attention_dim, dtype=dtype, device=config["device"])
+    from .families import family_of
+
+    # The prompt embeddings the UNet attends to: one row per token the text encoder reads.
+    text = torch.randn(1, family_of(pipe).max_tokens, unet.config.cross_attention_dim, dtype=dtype, device=config["device"])
     kernels = {"SDPA, torch's choice": None, "SDPA, math kernel": SDPBackend.MATH}
     if config["device"] == "cuda":  # on 2 CPU cores there is time for the two SDPA settings above only
         kernels.update({"SDPA, flash kernel": SDPBackend.FLASH_ATTENTION, "SDPA, memory-efficient kernel": SDPBackend.EFFICIENT_ATTENTION})
@@ -543,10 +577,14 @@ def load_results(name="cpu-full", folder=None):
 
 
 def main(argv=None):
-    """`python -m t2v_helpers.bench [--set tiny|full] [--out FOLDER] [--quick]`. Notebook 07."""
+    """`python -m t2v_helpers.bench [--set tiny|full] [--model TINY] [--out FOLDER] [--quick]`. Notebook 07."""
+    from .families import models
+
+    tiny = [name for name, model in models().items() if model.tiny]
     parser = argparse.ArgumentParser(prog="python -m t2v_helpers.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="which", choices=list(SETS), default="tiny", help="tiny: seconds; full: the real architecture (minutes); fast-tiny, fast-full: DPM-25 against LCM-4, with and without torch.compile (notebook 08)")
     parser.add_argument("--out", default=str(OUT_DIR), help="folder for the JSON and Markdown results")
+    parser.add_argument("--model", choices=tiny, default="tiny", help="the tiny model the tiny set measures (default tiny, ModelScope's)")
     parser.add_argument("--quick", action="store_true", help="one tiny setting only, for a smoke test")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -556,8 +594,8 @@ def main(argv=None):
         return
     configs = None
     if args.quick:
-        configs = [dict(_tiny_configs("cpu")[0], frames=4, size=32, steps=2)]
-    results, paths = run(args.which, args.out, configs=configs, with_overhead=not args.quick)
+        configs = [dict(_tiny_configs("cpu", args.model)[0], frames=_frames_from(_family(args.model), 4), size=32, steps=2)]
+    results, paths = run(args.which, args.out, configs=configs, with_overhead=not args.quick, model=args.model)
     print(f"Wrote {paths[0]} and {paths[1]} in {results['total_s']:.0f} s.")
 
 

@@ -2,6 +2,7 @@
 
     t2v generate "Spiderman is surfing" --steps 25 --seed 0 --scheduler dpm --frames 16 --out outputs
     t2v generate --prompts prompts.txt --model tiny
+    t2v generate "a red fox in the snow" --model tiny-wan --frames 5
 
 `python -m t2v_helpers "a prompt"` runs `t2v generate "a prompt"`.
 """
@@ -24,8 +25,9 @@ from .errors import (
     VideoExportError,
     shorten,
 )
-from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_style, switch_scheduler
-from .pipeline import check_model, default_model, load_pipeline
+from .families import families, family_named, find_model, models
+from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_fast_family, check_style, switch_scheduler
+from .pipeline import _not_available_message, check_model, default_model, load_pipeline, model_family
 from .schedulers import check_scheduler_name, scheduler_names
 from .validate import check_output_dir, check_prompt, check_settings
 
@@ -38,6 +40,8 @@ MAX_PROMPTS_BYTES = 1_000_000
 EXIT_USER_ERROR = 2
 EXIT_STOPPED = 130
 STOPPED = "Stopped; nothing was saved for the current video (videos finished before it are kept)."
+# What --model auto chooses between: this model's real checkpoint and its family's tiny one (pipeline.default_model).
+AUTO_MODEL = "modelscope"
 
 
 def _whole_number(text):
@@ -61,11 +65,19 @@ def add_generate_options(parser, prompt_required=False):
         metavar="FILE",
         help="a text file with one prompt per line; blank lines and lines starting with # are skipped",
     )
-    parser.add_argument("--model", default="auto", help="'auto' (default: the real model if a GPU and its weights are at hand, else 'tiny'), 'tiny', or a model id or folder")
-    parser.add_argument("--steps", type=_whole_number, help="denoising steps (default 25; 4 with --fast)")
-    parser.add_argument("--frames", type=_whole_number, default=16, help="frames per video (default 16, 2 seconds at 8 fps)")
+    tiny = ", ".join(name for name, model in models().items() if model.tiny)
+    real = ", ".join(name for name, model in models().items() if not model.tiny)
+    parser.add_argument(
+        "--model", default="auto",
+        help=f"'auto' (default: the real {AUTO_MODEL} model if a GPU and its weights are at hand, else its tiny one), "
+        f"a model name ({real}; tiny random-weight models, whose videos are noise: {tiny}), a hub id or a model folder",
+    )
+    parser.add_argument("--steps", type=_whole_number, help=f"denoising steps (default: the model's, {_defaults('steps')}; 4 with --fast)")
+    forms = "".join(f"; {f.name} makes {f.frame_step}k+1 frames" for f in families().values() if f.frame_step > 1)
+    parser.add_argument("--frames", type=_whole_number, help=f"frames per video (default: the model's, {_defaults('frames')}{forms})")
     parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
-    parser.add_argument("--scheduler", default="dpm", help=f"one of {', '.join(scheduler_names())} (default dpm)")
+    schedulers = "; ".join(f"{f.name}: {', '.join(scheduler_names(f))} (default {f.default_scheduler})" for f in families().values())
+    parser.add_argument("--scheduler", help=f"one of the model family's schedulers ({schedulers})")
     parser.add_argument(
         "--fast", nargs="?", const=MCM_STYLES[0], metavar="STYLE",
         help=f"few-step mode (notebook 08): the MCM LoRA (STYLE: one of {', '.join(MCM_STYLES)}; default {MCM_STYLES[0]}) "
@@ -79,6 +91,12 @@ def add_generate_options(parser, prompt_required=False):
         help="also load pickle (.bin) weights; pickle can run any code hidden in the file, so use it only for a model you trust",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def _defaults(setting):
+    """'25 for modelscope, 50 for wan': each family's default for `setting`, for the help text."""
+    values = {f.name: getattr(f.models[0] if hasattr(f.models[0], setting) else f, setting) for f in families().values()}
+    return ", ".join(f"{value} for {name}" for name, value in values.items())
 
 
 def read_prompts(path, name="--prompts"):
@@ -115,17 +133,38 @@ def check_arguments(args, name_prompts="--prompts"):
     else:
         prompt = getattr(args, "prompt", None)
         prompts = [(None, check_prompt(DEFAULT_PROMPT if prompt is None else prompt))]  # "" is refused, not replaced
+    if args.model != "auto":
+        check_model(args.model)
+    family, model = model_defaults(args.model)
+    args.family = family
     if args.fast:
+        check_fast_family(family, model.name if find_model(args.model) else args.model)
         args.fast = check_style(args.fast)
         args.scheduler = "lcm"
     if args.steps is None:
-        args.steps = FAST_STEPS if args.fast else 25
-    scheduler = check_scheduler_name(args.scheduler)
-    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, guidance(args), args.seed, scheduler=scheduler)
-    if args.model != "auto":
-        check_model(args.model)
+        args.steps = FAST_STEPS if args.fast else family.steps
+    if args.frames is None:
+        args.frames = model.frames
+    args.scheduler = check_scheduler_name(family.default_scheduler if args.scheduler is None else args.scheduler, family)
+    check_settings(None, prompts[0][1], args.steps, args.frames, None, None, guidance(args), args.seed, scheduler=args.scheduler, family=family)
     check_output_dir(args.out, name="--out", create=True)
     return prompts
+
+
+def model_defaults(name):
+    """The Family and the Model whose defaults --model NAME gets, read before loading any weights. README: Command line.
+
+    A listed name is its own Model; 'auto' is AUTO_MODEL's family; a folder or hub id is
+    looked up by its model_index.json and gets its family's default model's settings.
+    """
+    listed = find_model(AUTO_MODEL if name == "auto" else name)
+    if listed is not None:
+        return family_named(listed.family), listed
+    try:
+        family = model_family(name)
+    except OSError as error:  # a hub id whose model_index.json cannot be fetched: it cannot be loaded either
+        raise ModelNotAvailableError(_not_available_message(str(name), error)) from error
+    return family, family.models[0]
 
 
 def explain(error):
@@ -143,8 +182,9 @@ def explain(error):
 
 
 def guidance(args):
-    """The guidance scale: 9.0, the article's, or 1.0 for the few-step LCM scheduler. README: Command line."""
-    return FAST_GUIDANCE if args.scheduler == "lcm" else 9.0
+    """The guidance scale: the model family's (9.0 for ModelScope, the article's), or 1.0 for the few-step LCM scheduler. README: Command line."""
+    family = getattr(args, "family", None) or model_defaults(args.model)[0]
+    return FAST_GUIDANCE if args.scheduler == "lcm" else family.guidance
 
 
 def load(args, **options):
@@ -211,7 +251,8 @@ def _stop_on_sigterm(signum, frame):
 
 def build_parser(prog="t2v"):
     """The `t2v` parser and its `generate` subparser, whose errors show its own usage line. README: Command line."""
-    parser = argparse.ArgumentParser(prog=prog, description="Make short videos from text with ModelScope's text-to-video model.")
+    names = ", ".join(family.name for family in families().values())
+    parser = argparse.ArgumentParser(prog=prog, description=f"Make short videos from text with a text-to-video model ({names}).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     generate = commands.add_parser(
         "generate",

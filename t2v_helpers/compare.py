@@ -10,13 +10,14 @@ import numpy as np
 import torch
 
 from .errors import SettingError
+from .families import denoiser, family_named, family_of, model_of
 from .generate import generate
 from .schedulers import check_scheduler_name, set_scheduler
 from .validate import MAX_SEED, MAX_STEPS, check_seed, check_whole_number
 from .video import MODEL_FPS, save_frames, slug, to_uint8
 
-# (scheduler, steps) starting points to compare: the model's DDIM at diffusers' default 50
-# steps, the article's DPMSolverMultistep at 25, and faster or costlier alternatives.
+# (scheduler, steps) starting points to compare for ModelScope: the model's DDIM at diffusers'
+# default 50 steps, the article's DPMSolverMultistep at 25, and faster or costlier alternatives.
 DEFAULT_RUNS = (("ddim", 50), ("dpm", 25), ("dpm++2m-karras", 20), ("unipc", 10), ("euler-a", 25), ("heun", 15))
 
 TABLE_COLUMNS = {
@@ -30,7 +31,7 @@ TABLE_COLUMNS = {
 
 
 class UNetCounter:
-    """Counts the UNet's forward calls and times the denoising loop, from hooks on the real calls. Notebook 03."""
+    """Counts the denoiser's forward calls (UNet or transformer) and times the denoising loop, from hooks on the real calls. Notebook 03."""
 
     def __init__(self):
         self.calls = 0
@@ -38,7 +39,7 @@ class UNetCounter:
         self.first_call = self.last_step = None
 
     def _pre_hook(self, module, args, kwargs):
-        sample = args[0] if args else kwargs["sample"]
+        sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
         if self.first_call is None:
             _sync(sample)
             self.first_call = time.perf_counter()
@@ -66,9 +67,9 @@ def _sync(tensor):
 
 @contextmanager
 def count_unet_calls(pipe):
-    """Count every call of `pipe.unet` inside the `with` block; yields a UNetCounter. Notebook 03."""
+    """Count every call of the pipeline's denoiser (`pipe.unet`, or `pipe.transformer`) inside the `with` block; yields a UNetCounter. Notebook 03."""
     counter = UNetCounter()
-    handle = pipe.unet.register_forward_pre_hook(counter._pre_hook, with_kwargs=True)
+    handle = denoiser(pipe).register_forward_pre_hook(counter._pre_hook, with_kwargs=True)
     try:
         yield counter
     finally:
@@ -88,16 +89,28 @@ class Comparison:
     settings: dict = field(default_factory=dict)
 
 
-def check_runs(runs):
-    """Return `runs` as a list of (registered scheduler name, steps), or raise SettingError. Notebook 03."""
-    example = "runs=[('ddim', 50), ('dpm', 25)]"
+def default_runs(pipe):
+    """The runs `compare_schedulers` makes by default: DEFAULT_RUNS, or each of the family's schedulers at its steps. Notebook 03."""
+    family = family_of(pipe)
+    if all(name in family.schedulers for name, _ in DEFAULT_RUNS):
+        return list(DEFAULT_RUNS)
+    return [(name, family.steps) for name in family.schedulers]
+
+
+def check_runs(runs, pipe=None):
+    """Return `runs` as a list of (registered scheduler name, steps), or raise SettingError. Notebook 03.
+
+    The names are those of the pipeline's family (ModelScope's without `pipe`).
+    """
+    family = family_of(pipe) if pipe is not None else family_named("modelscope")
+    example = f"runs={[(name, family.steps) for name in list(family.schedulers)[:2]]}"
     if isinstance(runs, (str, bytes)) or not hasattr(runs, "__iter__"):
         raise SettingError("runs", runs, "is not a list", "a list of (scheduler, steps) pairs", example)
     checked = []
     for run in runs:
         if not isinstance(run, (tuple, list)) or len(run) != 2:
             raise SettingError("runs", run, "is not a (scheduler, steps) pair", "pairs such as ('dpm', 25)", example)
-        checked.append((check_scheduler_name(run[0]), check_whole_number("steps", run[1], 1, MAX_STEPS, 25)))
+        checked.append((check_scheduler_name(run[0], family), check_whole_number("steps", run[1], 1, MAX_STEPS, family.steps)))
     if not checked:
         raise SettingError("runs", runs, "is empty", "at least one (scheduler, steps) pair", example)
     return checked
@@ -106,26 +119,30 @@ def check_runs(runs):
 def compare_schedulers(
     pipe,
     prompt,
-    runs=DEFAULT_RUNS,
+    runs=None,
     *,
     negative_prompt=None,
-    frames=16,
+    frames=None,
     height=None,
     width=None,
-    guidance=9.0,
+    guidance=None,
     seed=0,
     warmup=True,
     columns=None,
 ):
     """Make `prompt` with the same seed under each (scheduler, steps) in `runs`: grid video and table. Notebook 03.
 
-    UNet calls are counted from the real calls and the time per step is measured over
-    the denoising loop alone. `warmup` first runs one unrecorded step, so the first run
-    does not pay one-off start-up costs. The pipeline's scheduler is put back afterwards.
+    `runs` defaults to `default_runs(pipe)`; frames, height, width and guidance to the
+    model's own. UNet (or transformer) calls are counted from the real calls and the time
+    per step is measured over the denoising loop alone. `warmup` first runs one unrecorded
+    step, so the first run does not pay one-off start-up costs. The pipeline's scheduler is
+    put back afterwards.
     """
-    runs = check_runs(runs)
+    runs = check_runs(default_runs(pipe) if runs is None else runs, pipe)
     seed = check_seed(seed)
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed  # one seed for every run
+    frames = model_of(pipe).frames if frames is None else frames
+    guidance = family_of(pipe).guidance if guidance is None else guidance
     settings = dict(negative_prompt=negative_prompt, frames=frames, height=height, width=width, guidance=guidance, seed=seed)
     original = pipe.scheduler
     results, rows = [], []
@@ -152,6 +169,7 @@ def compare_schedulers(
     titles = [f"{row['scheduler']}\n{row['steps']} steps" for row in rows]
     grid = tile_videos([r.frames for r in results], titles, columns=columns)
     shared = {k: v for k, v in results[0].settings.items() if k not in ("steps", "scheduler")}
+    shared.setdefault("fps", family_of(pipe).fps)
     return Comparison(prompt, seed, results, rows, titles, grid, shared)
 
 
@@ -235,16 +253,23 @@ def show_table(rows):
     return Markdown(format_table(rows))
 
 
-def save_grid(grid, out_dir="outputs", *, name, info=None, fps=MODEL_FPS, gif=True):
+def save_grid(grid, out_dir="outputs", *, name, info=None, fps=None, gif=True):
     """Write a grid video as MP4 (and GIF) beside a JSON sidecar holding `info`; never overwrites. Notebook 03.
 
-    Files are named `name.mp4`, `name.gif`, `name.json`, or `name-2...` when taken.
+    `fps` defaults to `info`'s settings' fps, else ModelScope's 8. Files are named `name.mp4`, `name.gif`, `name.json`, or `name-2...` when taken.
     """
-    return save_frames(grid, out_dir, slug(name, max_length=80), dict(info or {}), fps=fps, gif=gif)
+    info = dict(info or {})
+    if fps is None:
+        settings = info.get("settings")
+        fps = settings.get("fps", MODEL_FPS) if isinstance(settings, dict) else MODEL_FPS
+    return save_frames(grid, out_dir, slug(name, max_length=80), info, fps=fps, gif=gif)
 
 
-def save_comparison(comparison, out_dir="outputs", *, fps=MODEL_FPS, gif=True):
-    """Write a comparison's grid as MP4 (and GIF) with a sidecar holding the table; never overwrites. Notebook 03."""
+def save_comparison(comparison, out_dir="outputs", *, fps=None, gif=True):
+    """Write a comparison's grid as MP4 (and GIF) with a sidecar holding the table; never overwrites. Notebook 03.
+
+    `fps` defaults to the model family's (in `comparison.settings`).
+    """
     info = {
         "prompt": comparison.prompt,
         "seed": comparison.seed,

@@ -1,5 +1,6 @@
 """Watch the video emerge from noise: keep every denoising step, preview it fast or decode it exactly. Notebook 06."""
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -7,13 +8,16 @@ import numpy as np
 import torch
 
 from .errors import SettingError
+from .families import denoiser, family_of
 from .generate import VideoResult, generate
 from .validate import check_choice, check_whole_number
 
 # What each of the 4 latent channels adds to red, green and blue: a linear approximation of
-# the decoder of the Stable Diffusion VAE, which this model uses; fitted for SD 1.4 by
+# the decoder of the Stable Diffusion VAE, which ModelScope uses; fitted for SD 1.4 by
 # keturn and used by the common preview tools:
 # https://discuss.huggingface.co/t/decoding-latents-to-rgb-without-upscaling/23204/2
+# A family whose VAE is another may give its own (channels x 3) matrix as `latent_rgb`;
+# without one, latents of other channel counts get the generic preview (`principal_rgb`).
 LATENT_TO_RGB = torch.tensor(
     [
         #  R       G       B
@@ -28,13 +32,17 @@ VIEWS = ("predicted", "latents")
 
 @dataclass
 class Denoising:
-    """One generation with every step kept: latents of shape (4, frames, height/8, width/8), on the CPU. Notebook 06."""
+    """One generation with every step kept: one video's latents in the pipeline's own layout, on the CPU. Notebook 06.
+
+    ModelScope's are (4, frames, height/8, width/8); Wan's (16, latent frames, h, w);
+    CogVideoX's (latent frames, 16, h, w).
+    """
 
     result: VideoResult  # the final video, exactly as `generate` makes it
     latents: list  # after each step: the noisy latents the scheduler hands to the next step
     predicted: list  # at each step: the model's estimate of the clean latents
     timesteps: list  # at each step: the timestep it starts at (its first UNet call)
-    unet_calls: int
+    unet_calls: int  # calls of the denoiser: the UNet, or the transformer of Wan and CogVideoX
 
     @property
     def steps(self):
@@ -45,13 +53,17 @@ class Denoising:
 def predicted_clean(scheduler, sample, model_output, timestep):
     """The clean latents the model's output implies for its input `sample` at `timestep`. Notebook 06.
 
-    The UNet was trained on sample = sqrt(a) * clean + sqrt(1 - a) * noise, where `a` is
-    the scheduler's `alphas_cumprod` at the timestep; solving for `clean` gives this
-    estimate. Every scheduler here hands the UNet its input in that form.
+    A UNet of ModelScope was trained on sample = sqrt(a) * clean + sqrt(1 - a) * noise, where
+    `a` is the scheduler's `alphas_cumprod` at the timestep; solving for `clean` gives this
+    estimate (CogVideoX's v-prediction too). Flow-matching schedulers (Wan's) mix
+    sample = (1 - sigma) * clean + sigma * noise and the model predicts the velocity
+    noise - clean, so clean = sample - sigma * velocity, with the scheduler's own sigma.
     """
+    kind = getattr(scheduler.config, "prediction_type", None)
+    if kind == "flow_prediction" or not hasattr(scheduler, "alphas_cumprod"):
+        return sample - _flow_sigma(scheduler, timestep) * model_output
     alphas = scheduler.alphas_cumprod.double().cpu().numpy()
     a = float(np.interp(timestep, np.arange(len(alphas)), alphas))  # some schedulers use fractional timesteps
-    kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return (sample - (1 - a) ** 0.5 * model_output) / a**0.5
     if kind == "v_prediction":
@@ -59,81 +71,185 @@ def predicted_clean(scheduler, sample, model_output, timestep):
     return model_output  # "sample": the model predicts the clean latents itself
 
 
-def capture_denoising(pipe, prompt, *, guidance=9.0, **settings):
+def _flow_sigma(scheduler, timestep):
+    # A flow scheduler's timesteps are its sigmas times 1000, sometimes rounded down to whole
+    # numbers: the exact sigma is the one at the nearest of its timesteps.
+    timesteps = torch.as_tensor(scheduler.timesteps).double().cpu()
+    return float(scheduler.sigmas[int(torch.argmin((timesteps - timestep).abs()))])
+
+
+def _denoiser_input(args, kwargs):
+    # ModelScope's UNet takes (sample, timestep, ...); transformers take hidden_states=, timestep=.
+    sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
+    timestep = args[1] if len(args) > 1 else kwargs["timestep"]
+    return sample, float(torch.as_tensor(timestep).flatten()[0])
+
+
+def capture_denoising(pipe, prompt, *, guidance=None, **settings):
     """Run `generate` and keep the latents and the predicted clean latents of every step. Notebook 06.
 
-    Takes the same settings as `generate`. It only reads: a hook copies the UNet's input
-    and output, and the step callback copies the latents, so the final video is the one
-    `generate` makes with the same seed and settings.
+    Takes the same settings as `generate` (`guidance` defaults to the family's). It only
+    reads: hooks copy the denoiser's input and the guided output the scheduler steps with,
+    and the step callback copies the latents, so the final video is the one `generate`
+    makes with the same seed and settings.
     """
+    guidance = family_of(pipe).guidance if guidance is None else guidance
     latents, predicted, timesteps, last = [], [], [], {}
     calls = 0
 
-    def after_unet(module, args, kwargs, output):
+    def before_model(module, args, kwargs):
         nonlocal calls
         calls += 1
-        sample = (args[0] if args else kwargs["sample"]).detach().float()
-        timestep = args[1] if len(args) > 1 else kwargs["timestep"]
-        noise = (output[0] if isinstance(output, tuple) else output.sample).detach().float()
-        if guidance > 1:  # the pipeline's rule for classifier-free guidance: one batch of [negative, prompt]
-            negative, positive = noise.chunk(2)
-            noise = negative + guidance * (positive - negative)
-            sample = sample.chunk(2)[0]
-        t = float(torch.as_tensor(timestep).flatten()[0])
-        # A step may call the UNet more than once (Heun twice, PNDM's first step several
-        # times): its label is where it starts, its prediction the latest one.
+        sample, t = _denoiser_input(args, kwargs)
+        # A step may call the model more than once (Heun twice, PNDM's first step several
+        # times, Wan once with the prompt and once without): its label is where it starts,
+        # its prediction the latest one. Every row of the batch holds the same latents.
         last.setdefault("start", t)
-        last["clean"] = predicted_clean(pipe.scheduler, sample, noise, t)[0].cpu()
+        last["input"], last["t"] = sample[:1].detach().float(), t
 
-    def on_step(step, steps, step_latents):
-        # Count steps here: PNDM's first UNet call comes before its first callback.
+    def after_model(module, args, kwargs, output):
+        last["output"] = (output[0] if isinstance(output, tuple) else getattr(output, "sample", output)).detach().float()
+
+    original_step = pipe.scheduler.step
+
+    @functools.wraps(original_step)  # the pipeline reads step's signature to decide which arguments to pass
+    def step(*args, **kwargs):
+        guided = (args[0] if args else kwargs["model_output"]).detach().float()
+        sample = last["input"]
+        if guided.shape != sample.shape:
+            # ModelScope's pipeline hands the scheduler frames folded into the batch, so take
+            # the model's own output and apply guidance as the pipeline does: one batch of [negative, prompt].
+            guided = last["output"]
+            if guidance > 1:
+                negative, positive = guided.chunk(2)
+                guided = negative + guidance * (positive - negative)
+        last["clean"] = predicted_clean(pipe.scheduler, sample, guided, last["t"])[0].cpu()
+        return original_step(*args, **kwargs)
+
+    def on_step(step_number, steps, step_latents):
+        # Count steps here: PNDM's first model call comes before its first callback.
         latents.append(step_latents[0].detach().float().cpu().clone())
         predicted.append(last["clean"])
         timesteps.append(last.pop("start"))
 
-    handle = pipe.unet.register_forward_hook(after_unet, with_kwargs=True)
+    model = denoiser(pipe)
+    handles = [
+        model.register_forward_pre_hook(before_model, with_kwargs=True),
+        model.register_forward_hook(after_model, with_kwargs=True),
+    ]
+    pipe.scheduler.step = step
     try:
         result = generate(pipe, prompt, guidance=guidance, on_step=on_step, **settings)
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
+        if pipe.scheduler.step is step:
+            del pipe.scheduler.step  # the class's own method shows through again
     return Denoising(result, latents, predicted, timesteps, calls)
 
 
-def _one_video(latents):
-    """(4, frames, h, w) latents from those or from the pipeline's batch of one (1, 4, frames, h, w)."""
+def _channels(pipe):
+    """How many channels the pipeline's latents have, and on which axis of one video's latents."""
+    return (4, 0) if pipe is None else (denoiser(pipe).config.out_channels, None)
+
+
+def _one_video(latents, pipe=None):
+    """One video's latents from those or from the pipeline's batch of one, and the axis of their channels."""
+    channels, axis = _channels(pipe)
     if latents.ndim == 5 and latents.shape[0] == 1:
         latents = latents[0]
-    if latents.ndim != 4 or latents.shape[0] != 4:
+    if axis is None and latents.ndim == 4:
+        # (channels, frames, h, w) as ModelScope and Wan keep them, else (frames, channels, h, w) as CogVideoX does
+        axis = 0 if latents.shape[0] == channels else 1
+    if latents.ndim != 4 or latents.shape[axis] != channels:
+        layout = "height/8, width/8" if pipe is None else "h, w"
         raise SettingError(
             "latents", f"a tensor of shape {tuple(latents.shape)}", "is not one video's latents",
-            "shape (4, frames, height/8, width/8)", "an entry of `denoising.latents` or `denoising.predicted`",
+            f"shape ({channels}, frames, {layout})" + ("" if pipe is None else f" or (frames, {channels}, {layout})"),
+            "an entry of `denoising.latents` or `denoising.predicted`",
         )
-    return latents
+    return latents, axis
 
 
-def preview_latents(latents, scale=1):
-    """Fast preview: latents (4, frames, h, w) to RGB frames with a fixed 4x3 matrix, no VAE. Notebook 06.
+def principal_rgb(latents, pipe=None):
+    """A generic preview's colours for latents of any VAE: their three main directions as red, green and blue. Notebook 06.
 
-    Returns (frames, h*scale, w*scale, 3) float32 in 0..1, enlarged by `scale` (nearest
-    neighbour; use `pipe.vae_scale_factor` to match the video's size). An approximation
-    for the Stable Diffusion VAE: colours and layout, not detail.
+    Returns (matrix of shape (channels, 3), offset of shape (channels,)) for `preview_latents(..., rgb=)`.
+    The directions are the principal components of the channels over every latent pixel; each
+    is scaled so that most values fall in -1..1 and signed so that its largest weight is
+    positive, so the colours are arbitrary but the same for every step previewed with them.
+    """
+    video, axis = _one_video(latents, pipe)
+    pixels = video.movedim(axis, -1).reshape(-1, video.shape[axis]).double().cpu()
+    offset = pixels.mean(0)
+    _, _, directions = torch.linalg.svd(pixels - offset, full_matrices=False)
+    matrix = directions[:3].T  # (channels, up to 3)
+    matrix = matrix * torch.where(matrix.gather(0, matrix.abs().argmax(0, keepdim=True)) < 0, -1.0, 1.0)
+    spread = ((pixels - offset) @ matrix).std(0).clamp_min(1e-12)
+    matrix = matrix / (2 * spread)
+    matrix = torch.nn.functional.pad(matrix, (0, 3 - matrix.shape[1]))  # fewer than 3 channels: the rest stays grey
+    return matrix.float(), offset.float()
+
+
+def _preview_rgb(pipe, reference):
+    """The family's own matrix, the Stable Diffusion VAE's for 4 channels, else the generic one fitted to `reference`."""
+    own = getattr(family_of(pipe), "latent_rgb", None)
+    if own is not None:
+        return torch.as_tensor(own, dtype=torch.float32), None
+    if _channels(pipe)[0] == LATENT_TO_RGB.shape[0]:
+        return LATENT_TO_RGB, None
+    return principal_rgb(reference, pipe)
+
+
+def preview_latents(latents, scale=1, *, pipe=None, rgb=None):
+    """Fast preview: latents to RGB frames with a fixed matrix per channel, no VAE. Notebook 06.
+
+    Without `pipe`, latents are ModelScope's (4, frames, h, w) and the matrix is
+    LATENT_TO_RGB. With `pipe`, they are in that pipeline's layout and channel count, and
+    `rgb` (a channels x 3 matrix, or a (matrix, offset) pair from `principal_rgb`) gives
+    the colours; by default its family's matrix, the Stable Diffusion VAE's for 4 channels,
+    else `principal_rgb` of these latents. Returns (latent frames, h*scale, w*scale, 3)
+    float32 in 0..1, enlarged by `scale` (nearest neighbour). An approximation:
+    colours and layout, not detail.
     """
     scale = check_whole_number("scale", scale, 1, 64, 8)
-    rgb = torch.einsum("cfhw,cr->fhwr", _one_video(latents).float().cpu(), LATENT_TO_RGB)
-    frames = ((rgb + 1) / 2).clamp(0, 1).numpy()
+    video, axis = _one_video(latents, pipe)
+    if rgb is None:
+        rgb = LATENT_TO_RGB if pipe is None else _preview_rgb(pipe, video)
+    matrix, offset = rgb if isinstance(rgb, tuple) else (rgb, None)
+    pixels = video.float().cpu().movedim(axis, -1)  # (frames, h, w, channels)
+    if offset is not None:
+        pixels = pixels - offset
+    frames = ((pixels @ torch.as_tensor(matrix, dtype=torch.float32) + 1) / 2).clamp(0, 1).numpy()
     return frames.repeat(scale, 1).repeat(scale, 2)
+
+
+def _fit(frames, shape):
+    """Stretch a preview (latent frames, h, w, 3) to the video's (frames, height, width, 3), nearest neighbour.
+
+    A VAE that also compresses time (Wan's, CogVideoX's: 4 frames per latent frame after the
+    first) decodes latent frame k into frames 4k-3 to 4k; the preview repeats it there.
+    """
+    count, height, width = shape[:3]
+    latent_count, h, w = frames.shape[:3]
+    times = np.ceil(np.arange(count) * (latent_count - 1) / max(count - 1, 1)).astype(int)
+    return frames[times][:, (np.arange(height) * h) // height][:, :, (np.arange(width) * w) // width]
+
+
+def _fast_view(pipe, latents, shape, rgb=None):
+    return _fit(preview_latents(latents, pipe=pipe, rgb=rgb), shape)
 
 
 @torch.no_grad()
 def decode_latents(pipe, latents):
-    """Exact view: latents (4, frames, h, w) to RGB frames through the model's VAE, as the pipeline does. Notebook 06.
+    """Exact view: one video's latents to RGB frames through the model's VAE, as the pipeline does. Notebook 06.
 
-    Returns (frames, height, width, 3) float32 in 0..1. Decoding the last step's latents
-    gives the final video.
+    Takes the latents in the pipeline's own layout (an entry of `denoising.latents`) and
+    decodes them with the family's `decode`. Returns (frames, height, width, 3) float32 in
+    0..1. Decoding the last step's latents gives the final video.
     """
-    batch = _one_video(latents)[None].to(pipe._execution_device, pipe.vae.dtype)
-    video = pipe.decode_latents(batch)
-    return pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+    video, _ = _one_video(latents, pipe)
+    return family_of(pipe).decode(pipe, video[None])
 
 
 def pick_steps(total, count=5):
@@ -155,7 +271,12 @@ def views_at_steps(pipe, denoising, steps=None, *, exact=False, view="predicted"
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= total:
             raise SettingError("steps", step, "is not a step of this run", f"whole numbers from 1 to {total}", f"steps={pick_steps(total)}")
     chosen = denoising.predicted if view == "predicted" else denoising.latents
-    videos = [decode_latents(pipe, chosen[s - 1]) if exact else preview_latents(chosen[s - 1], pipe.vae_scale_factor) for s in steps]
+    shape = denoising.result.frames.shape
+    if exact:
+        videos = [decode_latents(pipe, chosen[s - 1]) for s in steps]
+    else:
+        rgb = _preview_rgb(pipe, denoising.predicted[-1])  # one set of colours for every step
+        videos = [_fast_view(pipe, chosen[s - 1], shape, rgb) for s in steps]
     how = "VAE" if exact else "fast"
     titles = [f"step {s}/{total}\n{how}, t={denoising.timesteps[s - 1]:g}" for s in steps]
     return videos, titles
@@ -170,8 +291,9 @@ def preview_costs(pipe, latents, repeats=5):
     `exact_runs`) for the spread.
     """
     repeats = check_whole_number("repeats", repeats, 1, 1000, 5)
+    exact = decode_latents(pipe, latents)  # also the warm-up of the exact view
     views = {
-        "fast": lambda: preview_latents(latents, pipe.vae_scale_factor),
+        "fast": lambda: _fast_view(pipe, latents, exact.shape),
         "exact": lambda: decode_latents(pipe, latents),
     }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .errors import BadModelError, ModelNotAvailableError, SettingError
+from .families import families, family_of
 from .schedulers import set_scheduler
 from .tiny import TINY_MODEL_ID, build_once, build_tiny_model, cache_dir
 from .validate import check_choice
@@ -107,6 +108,23 @@ def lora_source(model_id):
     return str(build_tiny_lora()) if model_id == TINY_MODEL_ID else MCM_REPO
 
 
+def check_fast_family(family, model, name="--model"):
+    """Refuse few-step mode for a family it was not made for: SettingError naming the families it fits. Notebook 08.
+
+    The MCM LoRA was distilled from ModelScope's UNet and runs with the LCM scheduler, so only
+    families whose scheduler table has 'lcm' have a few-step mode.
+    """
+    if "lcm" in family.schedulers:
+        return family
+    fits = [f for f in families().values() if "lcm" in f.schedulers]
+    names = ", ".join(m.name for f in fits for m in f.models)
+    raise SettingError(
+        name, model, f"is a {family.name} model, and few-step mode (the MCM LoRA with the LCM scheduler) fits "
+        f"only the {' and '.join(f.name for f in fits)} UNet it was distilled from",
+        f"few-step mode with one of {names}", f"leaving out few-step mode (--fast, make_fast) with this model, or {name} tiny",
+    )
+
+
 def check_style(style):
     """Return the MCM style name, or raise SettingError listing the five styles. Notebook 08."""
     return check_choice("style", style, MCM_STYLES, default=MCM_STYLES[0], problem="is not an MCM LoRA style")
@@ -158,6 +176,7 @@ def make_fast(pipe, style=MCM_STYLES[0], *, source=None, verbose=True):
             "pipe", f"a pipeline already in few-step mode ({pipe.t2v_fast.style})", "cannot take a second LoRA merge",
             "a pipeline without a merged MCM LoRA", "t2v.undo_fast(pipe) first, then make_fast(pipe, style)",
         )
+    check_fast_family(family_of(pipe), getattr(pipe, "t2v_model_id", pipe.name_or_path), "pipe")
     style = check_style(style)
     source = source or lora_source(getattr(pipe, "t2v_model_id", None))
     previous, unet, originals = pipe.scheduler, pipe.unet, {}

@@ -22,10 +22,11 @@ import torch
 from traitlets import TraitError
 
 from .errors import GPUMemoryError, PromptTooLongWarning
+from .families import family_of, model_of
 from .generate import generate
 from .fast import FAST_GUIDANCE, FAST_STEPS, switch_scheduler
 from .schedulers import scheduler_name, scheduler_names
-from .video import MODEL_FPS, save_video, to_uint8
+from .video import save_video, to_uint8
 
 # The random-seed button draws below 2**32: a browser's numbers hold whole numbers
 # exactly only up to 2**53, so bigger seeds would change on their way to the page.
@@ -104,8 +105,11 @@ class Studio:
     Display it by leaving it as the last line of a cell. Every video is saved as an MP4
     with a JSON sidecar in `out_dir` (never overwriting a file). The keyword arguments
     are the controls' starting values (ValueError if a control cannot hold one: steps
-    1 to 100, frames 1 to 64, guidance 0 to 20, fps 1 to 30); height and width default
-    to the model's own size, the scheduler to DPM-Solver ("dpm"), the article's choice.
+    1 to 100, frames 1 to 64 or the model's own count if higher, guidance 0 to 20, fps
+    1 to 30); those left out are the model's own (t2v_helpers.families): for ModelScope
+    25 steps, 16 frames of 256x256, guidance 9, DPM-Solver ("dpm", the article's choice)
+    and 8 fps. Sizes step by the family's block size and frames by its frame step (4 for
+    Wan and CogVideoX, whose counts are 4k+1).
     """
 
     def __init__(
@@ -115,14 +119,14 @@ class Studio:
         *,
         prompt="Spiderman is surfing",
         negative_prompt="",
-        steps=25,
-        frames=16,
+        steps=None,
+        frames=None,
         height=None,
         width=None,
-        guidance=9.0,
+        guidance=None,
         seed=0,
-        scheduler="dpm",
-        fps=MODEL_FPS,
+        scheduler=None,
+        fps=None,
     ):
         import ipywidgets as widgets  # here, not at the top: the package works without the notebooks extra
 
@@ -135,8 +139,8 @@ class Studio:
         self._busy = False
         self._error_shown = False
         self._last_click = None  # (when the browser sent it, how long its video took) of the last click that ran
-        native = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        names = scheduler_names()
+        family, model = family_of(pipe), model_of(pipe)
+        names = scheduler_names(pipe)
         current = scheduler_name(pipe)
         names = names if current in names else [current, *names]
 
@@ -145,7 +149,9 @@ class Studio:
             description="negative prompt", placeholder="what to keep out, e.g. blurry, text", style=_LABEL, layout={"width": "100%"}
         )
         self.steps = widgets.IntSlider(min=1, max=100, description="steps", style=_LABEL)
-        self.frames = widgets.IntSlider(min=1, max=64, description="frames", style=_LABEL)
+        # Counts of the family's form only (1, 5, 9, ... for Wan): the slider steps from 1 by frame_step.
+        most_frames = (max(64, model.frames) - 1) // family.frame_step * family.frame_step + 1
+        self.frames = widgets.IntSlider(min=1, max=most_frames, step=family.frame_step, description="frames", style=_LABEL)
         self.guidance = widgets.FloatSlider(min=0, max=20, step=0.5, description="guidance scale", style=_LABEL)
         self.fps = widgets.IntSlider(min=1, max=30, description="fps", style=_LABEL)
         # Plain number boxes, not sliders: a value the model cannot take reaches the
@@ -154,10 +160,15 @@ class Studio:
         self.random_seed_button = widgets.Button(description="random", tooltip="Draw a random seed", icon="dice")
         self.random_seed_button.layout.width = "110px"
         self.scheduler = widgets.Dropdown(options=names, value=current, description="scheduler", style=_LABEL)
-        self.height = widgets.IntText(step=8, description="height", style=_LABEL)
-        self.width = widgets.IntText(step=8, description="width", style=_LABEL)
-        height = native if height is None else height
-        width = native if width is None else width
+        self.height = widgets.IntText(step=family.size_multiple, description="height", style=_LABEL)
+        self.width = widgets.IntText(step=family.size_multiple, description="width", style=_LABEL)
+        height = model.height if height is None else height
+        width = model.width if width is None else width
+        steps = family.steps if steps is None else steps
+        frames = model.frames if frames is None else frames
+        guidance = family.guidance if guidance is None else guidance
+        scheduler = family.default_scheduler if scheduler is None else scheduler
+        fps = family.fps if fps is None else fps
         start = dict(prompt=prompt, negative_prompt=negative_prompt, steps=steps, frames=frames, guidance=guidance)
         self.load(dict(start, seed=seed, scheduler=scheduler, height=height, width=width, fps=fps))
 
@@ -180,11 +191,11 @@ class Studio:
                      "message", "video", "files", "history_box", "height", "width"):
             getattr(self, name).add_class("t2v-" + name.replace("_", "-"))
 
-        model = getattr(pipe, "t2v_model_id", pipe.name_or_path)
+        name = getattr(pipe, "t2v_model_id", pipe.name_or_path)
         runtime = getattr(pipe, "t2v_runtime", None)
         where = f" · {runtime.device}, {str(runtime.dtype).replace('torch.', '')}" if runtime else ""
-        noise = " · random weights: its videos are noise" if model == "tiny" else ""
-        header = widgets.HTML(f"<b>Text-to-video studio</b> · model {html.escape(str(model))}{where}{noise}")
+        noise = " · random weights: its videos are noise" if model.tiny else ""
+        header = widgets.HTML(f"<b>Text-to-video studio</b> · model {html.escape(str(name))}{where}{noise}")
         self.ui = widgets.VBox(
             [
                 header,
@@ -355,10 +366,11 @@ class Studio:
         if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower():
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # give back what the failed run held, for the next try
-            smaller = max(8, values["height"] // 2 // 8 * 8)
+            family = family_of(self.pipe)
+            smaller = max(family.size_multiple, values["height"] // 2 // family.size_multiple * family.size_multiple)
             return (
                 f"Out of memory making {values['frames']} frames at {values['height']}×{values['width']}. "
-                f"Try fewer frames (such as {max(1, values['frames'] // 2)}), a smaller size (such as {smaller}), "
+                f"Try fewer frames (such as {family.half_frames(values['frames'])}), a smaller size (such as {smaller}), "
                 "or load the pipeline with CPU offload: <code>t2v.load_pipeline(MODEL_ID, offload='model')</code>, "
                 "or <code>offload='sequential'</code> (slowest, least memory).<br>"
                 f"<small>{html.escape(str(error))}</small>"
