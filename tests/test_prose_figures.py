@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NB02 = "notebooks/02_build_the_pipeline.ipynb"
+NB09 = "notebooks/09_move_to_wan.ipynb"
+TEXT_ENCODERS = "benchmarks/results/cpu-text-encoder-memory.json"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,14 @@ FIGURES = [
     Figure("notebooks/08_make_it_fast.ipynb", " {} s with SDPA, torch's choice", "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, torch's choice", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with SDPA, math kernel', "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, math kernel", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with AttnProcessor (no SDPA)', "benchmarks/results/cpu-fast-full.json", "attention.median_s.AttnProcessor (no SDPA)", ".3g"),
+    # notebooks/09_move_to_wan.ipynb
+    Figure(NB09, "The process held {} GiB after loading the encoder", TEXT_ENCODERS, "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure(NB09, "and peaked at {} GiB while encoding one prompt padded to 512 tokens", TEXT_ENCODERS, "runs[0].peak_rss_encode", ".1f", 2**-30),
+    Figure(NB09, "while encoding one prompt padded to {} tokens", TEXT_ENCODERS, "runs[0].prompt_tokens", "g"),
+    Figure(NB09, "after the encoder was freed, it held {} GiB.", TEXT_ENCODERS, "runs[0].rss_after_free", ".1f", 2**-30),
+    Figure(NB09, "Encoding that one prompt took {} s on", TEXT_ENCODERS, "runs[0].encode_s", ".0f"),
+    Figure(NB09, "on the machine's {} shared cores", TEXT_ENCODERS, "machine.cores", "g"),
+    Figure(NB09, "CogVideoX's T5-XXL held {} GiB after loading.", TEXT_ENCODERS, "runs[1].rss_after_load", ".1f", 2**-30),
 ]
 
 
