@@ -119,6 +119,8 @@ FIGURES = [
     Figure(NB09, "Encoding that one prompt took {} s on", TEXT_ENCODERS, "runs[0].encode_s", ".0f"),
     Figure(NB09, "on the machine's {} shared cores", TEXT_ENCODERS, "machine.cores", "g"),
     Figure(NB09, "CogVideoX's T5-XXL held {} GiB after loading.", TEXT_ENCODERS, "runs[1].rss_after_load", ".1f", 2**-30),
+    Figure(NB09, "which held {} GiB in this project's CPU measurement (Step 6)", TEXT_ENCODERS, "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure(NB09, "T5-XXL encoder, which held {} GiB in the same measurement", TEXT_ENCODERS, "runs[1].rss_after_load", ".1f", 2**-30),
 ]
 
 
