@@ -46,7 +46,7 @@ TRANSFORMER_CONFIG = {
     "text_dim": 4096,
 }
 
-# vae/config.json: the Wan 2.1 video VAE, shared by every Wan 2.1 model. Values from the copy
+# vae/config.json: the Wan 2.1 video VAE. Values from the copy
 # of this repository's file at https://huggingface.co/ai-toolkit/wan2.1-vae/blob/main/config.json
 # ("_name_or_path": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"), keeping the keys of diffusers' own
 # upload https://huggingface.co/diffusers/Wan2.1-VAE/blob/main/config.json; they are also the
@@ -156,9 +156,9 @@ PARTS = ("scheduler", "text_encoder", "tokenizer", "transformer", "vae")
 PUBLISHED_BYTES = {"transformer": 5.677e9, "text_encoder": 22.73e9, "vae": 508e6}
 PUBLISHED_PARAMETERS = {part: size / 4 for part, size in PUBLISHED_BYTES.items()}
 
-# The negative prompt of the diffusers documentation's and pipeline_wan.py's examples (the Wan
-# team's English rendering of their default). Not passed by default: every family's videos start
-# from the same settings (no negative prompt), and a lesson can pass this one to compare.
+# The negative prompt of the examples in the diffusers documentation and in pipeline_wan.py, word
+# for word. Not passed by default: WanPipeline's own default is none (an empty prompt), as for
+# every family here, and generate() takes negative_prompt from its caller; a lesson passes this one to compare.
 NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
     "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly "
@@ -204,7 +204,7 @@ def _tiny_tokenizer():
     words.pre_tokenizer = pre_tokenizers.Whitespace()
     # T5 ends every text with "</s>", as the real tokenizer does.
     words.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, vocab[EOS])])
-    # 512: the prompt tokens WanPipeline reads (max_sequence_length), Wan's text_len.
+    # 512: the prompt tokens WanPipeline reads (its max_sequence_length).
     return PreTrainedTokenizerFast(tokenizer_object=words, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=512)
 
 
@@ -258,6 +258,7 @@ def full_size_parameters():
     return {name: sum(p.numel() for p in part.parameters()) for name, part in _full_size_parts().items()}
 
 
+@torch.no_grad()
 def _decode(pipe, latents):
     # What WanPipeline.__call__ does after its loop: undo the per-channel normalisation,
     # decode, and turn the video into numpy frames in 0..1.
@@ -296,23 +297,24 @@ FAMILY = Family(
     # pipeline_wan.py: height and width "have to be divisible by 16" (check_inputs), the VAE's
     # 8x times the transformer's 2x2 patches.
     size_multiple=16,
-    frame_step=4,  # "num_frames should be of the form 4 * k + 1" (the VAE packs 4 frames into 1)
+    frame_step=4,  # "num_frames should be of the form 4 * k + 1": the VAE keeps the first frame and packs each next 4 into one
     max_tokens=512,  # WanPipeline's max_sequence_length default
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
     default_scheduler="unipc",
     on_step=step_end_callback,
     # The documentation runs the transformer and text encoder in bfloat16, but this course's
-    # GPU, a T4 (Turing, compute capability 7.5), has no bfloat16 arithmetic (it came with
-    # Ampere, 8.0): float16 there. diffusers keeps the transformer's norms, time embedding
-    # and rotary embedding in float32 (WanTransformer3DModel._keep_in_fp32_modules) and
-    # transformers' UMT5 clamps float16 overflow (modeling_umt5.py), the two places float16
-    # would break first. What Wan 2.1 1.3B needs on a T4 (16 GB), from the sizes above: float16
-    # weights; the VAE in float32 ("Set the AutoencoderKLWan dtype to torch.float32 for better
-    # decoding quality", 0.51 GB); model CPU offload, since the UMT5 encoder alone is 11.4 GB
-    # in float16 and with the transformer (2.84 GB) and VAE the weights leave no room for the
-    # activations; as much free RAM as that encoder while it waits on the CPU; and about 29 GB
-    # of disk for the float32 download.
+    # GPU, a T4 (Turing, compute capability 7.5), has no bfloat16 tensor cores (they came with
+    # Ampere, 8.0): float16 there. Both libraries guard half precision where they expect it
+    # to overflow: diffusers keeps the transformer's norms, time embedding and rotary embedding
+    # in float32 (WanTransformer3DModel._keep_in_fp32_modules), and transformers' UMT5 clamps
+    # float16 overflow (modeling_umt5.py). Not yet run on the real weights in float16 here.
+    # What Wan 2.1 1.3B needs on a T4 (16 GB), from the sizes above: float16 weights; the VAE in
+    # float32 ("Set the AutoencoderKLWan dtype to torch.float32 for better decoding quality",
+    # 0.51 GB); model CPU offload, since the UMT5 encoder alone is 11.4 GB in float16, and with
+    # the transformer (2.84 GB) and the VAE that makes 14.7 GB of weights on a 16 GB card, little
+    # room for the activations; as much free RAM as that encoder while it waits on the CPU; and
+    # about 29 GB of disk for the float32 download.
     gpu_dtype=torch.float16,
     float32_parts=("vae",),
     vae_switches=("enable_tiling",),  # a video VAE: tiles in space (AutoencoderKLWan.enable_tiling)
