@@ -239,7 +239,7 @@ def check_frames(frames, family):
     step = family.frame_step
     below = (frames - 1) // step * step + 1
     nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step
-    problem = f"is not {step}k+1 ({family.name}'s video autoencoder packs {step} frames after the first into one latent frame)"
+    problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
     allowed = f"a whole number of the form {step}k+1 from 1 to {MAX_FRAMES}, such as {family.models[0].frames}"
     raise SettingError("frames", frames, problem, allowed, f"frames={nearest}")
 

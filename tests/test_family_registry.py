@@ -46,8 +46,8 @@ def test_half_frames_keeps_the_family_form(step):
 
 
 def test_frames_of_the_wrong_form_are_refused_with_the_nearest_right_count():
-    family = families.Family(**{**vars(families.family_named("modelscope")), "frame_step": 4, "name": "toy"})
-    with pytest.raises(SettingError, match=r"4k\+1.*frames=81"):
+    family = families.Family(**{**vars(families.family_named("modelscope")), "frame_step": 4, "name": "toy", "frames_why": "its autoencoder packs 4 frames into one"})
+    with pytest.raises(SettingError, match=r"4k\+1 for toy \(its autoencoder packs 4 frames into one\).*frames=81"):
         t2v.validate.check_frames(80, family)
     with pytest.raises(SettingError, match="frames=5"):
         t2v.validate.check_frames(6, family)

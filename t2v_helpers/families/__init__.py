@@ -61,6 +61,7 @@ class Family:
     guidance: float
     size_multiple: int
     frame_step: int
+    frames_why: str  # why frame counts take that form, for error messages ("" when any count works)
     max_tokens: int  # prompt tokens the text encoder reads
     schedulers: dict  # name -> (scheduler class, settings that differ from the model's own config)
     step_limits: dict  # name -> the most steps that still give finite frames

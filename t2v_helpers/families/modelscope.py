@@ -114,6 +114,7 @@ FAMILY = Family(
     guidance=9.0,
     size_multiple=8,  # the VAE works on 8x8 pixel blocks
     frame_step=1,
+    frames_why="",
     max_tokens=77,
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
