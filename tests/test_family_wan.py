@@ -197,3 +197,7 @@ def test_tiny_wan_runs_through_load_pipeline_and_generate():
     assert result.frames.shape == (TINY.frames, TINY.height, TINY.width, 3)
     assert result.settings["fps"] == FAMILY.fps == 16 and result.settings["scheduler"] == "unipc"
     assert families.lean_vae(pipe) == ["pipe.vae.enable_tiling()"] and families.vae_is_lean(pipe)
+    with pytest.raises(t2v.errors.SettingError, match=r"frames=8 is not 4k\+1 for wan \(its video autoencoder"):
+        t2v.generate(pipe, PROMPT, steps=2, frames=8)
+    with pytest.raises(t2v.errors.SettingError, match="multiple of 16"):
+        t2v.generate(pipe, PROMPT, steps=2, height=72)

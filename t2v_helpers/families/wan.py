@@ -297,7 +297,8 @@ FAMILY = Family(
     # pipeline_wan.py: height and width "have to be divisible by 16" (check_inputs), the VAE's
     # 8x times the transformer's 2x2 patches.
     size_multiple=16,
-    frame_step=4,  # "num_frames should be of the form 4 * k + 1": the VAE keeps the first frame and packs each next 4 into one
+    frame_step=4,  # the documentation: "num_frames should be of the form 4 * k + 1"
+    frames_why="its video autoencoder keeps the first frame and packs each next 4 frames into one latent frame",
     max_tokens=512,  # WanPipeline's max_sequence_length default
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
