@@ -1,6 +1,7 @@
 """One call from a prompt to the frames of one video, with its settings and timing. Notebook 04."""
 
 import gc
+import logging
 import secrets
 import sys
 import time
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from .errors import GPUMemoryError, NonFiniteFramesError
 from .families import denoiser, family_of, lean_vae, model_of, vae_is_lean
 from .fast import check_fast_settings
+from .pipeline import _DropNotice
 from .schedulers import scheduler_name
 from .validate import MAX_SEED, check_settings
 
@@ -107,6 +109,11 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
     # diffusers' own bar would be a second one: switch it off for this call only.
     own_config = getattr(pipe, "_progress_bar_config", {})
     pipe.set_progress_bar_config(**{**own_config, "disable": True})
+    # check_prompt's PromptTooLongWarning already quoted what the encoder cuts: drop diffusers' repeat of it.
+    repeat = _DropNotice("The following part of your input was truncated")
+    handlers = logging.getLogger("diffusers").handlers
+    for handler in handlers:
+        handler.addFilter(repeat)
     try:
         output = pipe(
             prompt,
@@ -130,6 +137,8 @@ def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidan
         # Keep only the text: the error's traceback holds the failed call's tensors.
         message = (str(error).strip() or "out of memory").splitlines()[0][:200]
     finally:
+        for handler in handlers:
+            handler.removeFilter(repeat)
         bar.close()
         pipe.set_progress_bar_config(**own_config)
     gc.collect()
@@ -218,12 +227,13 @@ def _check_finite(pipe, video, steps):
     frames_hit = int(bad.reshape(len(video), -1).any(axis=1).sum())
     dtype = str(denoiser(pipe).dtype).replace("torch.", "")
     name = scheduler_name(pipe)
+    other = next(n for n in [*family_of(pipe).schedulers, name] if n != name)  # the family's first other one
     if dtype == "float32":
-        change = f"Try fewer steps, such as steps={min(steps, 50)}, or another scheduler such as 'ddim' (the weights are float32 already)"
+        change = f"Try fewer steps, such as steps={min(steps, 50)}, or another scheduler such as {other!r} (the weights are float32 already)"
     else:
         change = (
             "Try float32 weights, load_pipeline(..., dtype=torch.float32), since float16 overflows more easily; "
-            f"or fewer steps, such as steps={min(steps, 50)}, or another scheduler such as 'ddim'"
+            f"or fewer steps, such as steps={min(steps, 50)}, or another scheduler such as {other!r}"
         )
     raise NonFiniteFramesError(
         f"The model made NaN or infinite values in {frames_hit} of {len(video)} frames (scheduler {name!r}, "

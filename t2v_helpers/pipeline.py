@@ -81,7 +81,7 @@ def choose_runtime(offload="auto", dtype=None, model=None):
         why = "the dtype you asked for"
     elif cpu_has_bfloat16():
         dtype = torch.bfloat16
-        why = ("this CPU has bfloat16 instructions, and on such a CPU the full-size model ran faster, in about "
+        why = ("this CPU has bfloat16 instructions, and on such a CPU the full-size ModelScope model ran faster, in about "
                "half the memory, than in float32 (benchmarks/results/cpu-full.json)")
     else:
         dtype = torch.float32

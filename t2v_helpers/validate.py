@@ -76,7 +76,7 @@ def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     """
     if not isinstance(prompt, str) or not prompt.strip():
         problem = "is empty" if isinstance(prompt, str) else "is not text"
-        allowed = "some words describing the video, up to 77 tokens (about 50 words)"
+        allowed = f"some words describing the video, up to {limit or 77} tokens (CLIP's 77 are about 50 words)"
         raise SettingError(name, prompt, problem, allowed, f"{name}={EXAMPLE_PROMPT!r}")
     try:
         prompt.encode("utf-8")

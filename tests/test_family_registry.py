@@ -121,3 +121,15 @@ def test_a_new_family_is_one_new_file(tmp_path, monkeypatch):
     finally:
         sys.modules.pop("t2v_helpers.families.toy", None)
         families.families.cache_clear()
+
+
+def test_a_long_prompt_is_reported_once(capfd):
+    import warnings
+
+    pipe = t2v.load_pipeline("tiny", verbose=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t2v.generate(pipe, "a red fox running " * 40, steps=1, frames=1, height=64, width=64)
+    out, err = capfd.readouterr()
+    assert [w.category for w in caught].count(t2v.PromptTooLongWarning) == 1
+    assert "truncated" not in out + err

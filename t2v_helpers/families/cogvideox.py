@@ -30,8 +30,9 @@ MODEL_INDEX = {
 }
 
 # transformer/config.json, https://huggingface.co/THUDM/CogVideoX-2b/blame/ad5ce8664edfdc95cdb9773dd4f80048b25f69ac/transformer/config.json,
-# with "use_rotary_positional_embeddings": false, which the later "config" commit (39015db) added (the
-# file grew from 713 to 758 bytes, that one 45-byte line): the 2B adds fixed 3D sine-cosine positions ("Positional Encoding: 3d_sincos_pos_embed" on the model card).
+# plus "use_rotary_positional_embeddings": false, taken to be what the later "config" commit (39015db)
+# added: the file grew from 713 to 758 bytes, exactly that line's 45, and false is diffusers' default.
+# The 2B adds fixed 3D sine-cosine positions ("Positional Encoding: 3d_sincos_pos_embed", model card).
 # sample_height/width are latent sizes: 60 x 90 latents are 480 x 720 pixels.
 TRANSFORMER_CONFIG = {
     "activation_fn": "gelu-approximate",
@@ -145,7 +146,8 @@ REAL_SCHEDULER_CONFIG = {
 # "4.53 GB" (float16), vae/diffusion_pytorch_model.safetensors "862 MB" (float32).
 PUBLISHED_PARAMETERS = {"transformer": 3.39e9 / 2, "text_encoder": (4.99e9 + 4.53e9) / 2, "vae": 862e6 / 4}
 
-# The model card, https://huggingface.co/zai-org/CogVideoX-2b (README.md), word for word, for the 2B:
+# The model card, https://huggingface.co/zai-org/CogVideoX-2b (README.md), word for word for the 2B
+# (the table's HTML tags left out):
 MODEL_CARD = {
     "Inference Precision": "FP16* (Recommended), BF16, FP32, FP8*, INT8, no support for INT4",
     "Single GPU VRAM Consumption": "SAT FP16: 18GB diffusers FP16: starting from 4GB* diffusers INT8(torchao): starting from 3.6GB*",
@@ -237,8 +239,8 @@ def _tiny_components():
             "block_out_channels": (8, 8, 8, 8),
             "layers_per_block": 1,
             "norm_num_groups": 2,
-            "sample_height": TINY_HEIGHT,
-            "sample_width": TINY_WIDTH,
+            # sample_height/width stay the real 480x720: they set the tiles of tiled decoding, which
+            # diffusers tunes for 720x480 (autoencoder_kl_cogvideox.py); tiny frames fit in one tile.
         }
     )
     scheduler = CogVideoXDDIMScheduler.from_config(REAL_SCHEDULER_CONFIG)
@@ -273,13 +275,9 @@ def _counted_parts():
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    text_encoder = T5EncoderModel(T5Config(**TEXT_ENCODER_CONFIG))
-    # On the meta device the encoder's token embedding is not yet the shared one (from_pretrained
-    # ties them); tied, it is counted once, as the weight files store it.
-    text_encoder.tie_weights()
     return {
         "transformer": CogVideoXTransformer3DModel(**TRANSFORMER_CONFIG),
-        "text_encoder": text_encoder,
+        "text_encoder": T5EncoderModel(T5Config(**TEXT_ENCODER_CONFIG)),
         "vae": AutoencoderKLCogVideoX(**VAE_CONFIG),
     }
 
@@ -293,6 +291,9 @@ def full_size_parameters():
 
     with init_empty_weights():
         parts = _counted_parts()
+    # Built on the meta device, the encoder's token embedding is a second copy of the shared one
+    # (from_pretrained ties them); tied, it is counted once, as the weight files store it.
+    parts["text_encoder"].tie_weights()
     return {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
 
 
@@ -308,7 +309,7 @@ FAMILY = Family(
         ),
         Model(
             "tiny-cogvideox", "tiny-cogvideox", "cogvideox", TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES,
-            build=_build_tiny, version=1,
+            build=_build_tiny, version=2,
             about="A tiny random-weight copy of CogVideoX-2B, built in code: its videos are noise.",
         ),
     ),
@@ -322,12 +323,15 @@ FAMILY = Family(
     # (diffusers' AutoencoderKLCogVideoX._decode; test_family_cogvideox.py). 8k+1 frames (1, 9,
     # ..., 49) come back as asked.
     frame_step=8,
+    frames_why="its autoencoder decodes latent frames in pairs, so only 8k+1 frames come back as asked",
     max_tokens=226,
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
     default_scheduler="cogvideox-ddim",
     on_step=step_end_callback,
     gpu_dtype=torch.float16,  # trained in FP16 (model card); the 5B is BF16
+    # Its VAE slices only across a batch of videos; tiling decodes each frame in overlapping tiles.
+    vae_switches=("enable_tiling",),
     decode=_decode,
     about="CogVideoX: a diffusion transformer on a 3D VAE's latents, a T5 text encoder (226 tokens), 8 frames per second.",
 )

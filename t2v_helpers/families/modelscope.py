@@ -90,7 +90,8 @@ MEMORY = Profile(
 
 def _decode(pipe, latents):
     # latents: one video, (1, 4, frames, height/8, width/8), as the step callback hands them
-    video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
+    with torch.no_grad():
+        video = pipe.decode_latents(latents.to(pipe._execution_device, pipe.vae.dtype))
     return pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
 
 
