@@ -178,13 +178,13 @@ SCHEDULERS = {
 }
 
 # The most steps each scheduler is offered: the model's 1000 training steps. No failure sets
-# these: tools/find_step_limits.py --family wan --beyond runs each scheduler's loop as
-# WanPipeline does (set_begin_index(0), then step by step) with the model's scheduler config
-# and random noise predictions, and every one still gave finite latents at 1000, 1001 and
-# 10,000 steps (benchmarks/results/wan-step-limits.txt): the flow-matching sigmas are a
-# continuous line, and the pipeline steps through them by position. A loop without
-# set_begin_index(0) looks each timestep up instead, and above 333 steps (UniPC) or 500 (DPM)
-# two steps round to the same integer timestep and the loop fails.
+# these: `tools/find_step_limits.py --family wan` ran tiny-wan's own pipeline with each
+# scheduler, and every one gave finite latents at 1000 steps and at 1001
+# (benchmarks/results/wan-step-limits.txt); tests/test_family_wan.py runs the pipeline's loop
+# with random noise predictions at both counts. The flow-matching sigmas are a continuous line,
+# and WanPipeline steps through them by position (set_begin_index(0)). A hand-written loop
+# without set_begin_index(0) looks each timestep up instead, and above 333 steps (UniPC) or
+# 500 (DPM) two steps round to the same integer timestep and the loop fails.
 STEP_LIMITS = {name: SCHEDULER_CONFIG["num_train_timesteps"] for name in SCHEDULERS}
 
 # A tiny model's prompt words: any other word is "<unk>", and the three special tokens come first.
