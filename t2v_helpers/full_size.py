@@ -9,6 +9,8 @@ real activation sizes without downloading anything. The families' memory profile
 
 import torch
 
+from .memory import Profile
+
 # text_encoder/config.json of Wan-AI/Wan2.1-T2V-1.3B-Diffusers: google/umt5-xxl's encoder.
 UMT5_XXL = {
     "vocab_size": 256384,
@@ -115,3 +117,61 @@ def materialize(module, dtype, seed=0):
             if tensor.is_floating_point():
                 tensor.normal_(0.0, 0.02, generator=generator)
     return module.eval()
+
+
+def _latent_grid(frames, height, width):
+    # The video autoencoders of both families: 4x fewer frames after the first, 8x smaller sides.
+    return (frames - 1) // 4 + 1, height // 8, width // 8
+
+
+def wan_tokens(frames, height, width):
+    """Positions Wan's transformer attends over for one video: latent frames x (height/16) x (width/16). Notebook 07."""
+    latent_frames, latent_height, latent_width = _latent_grid(frames, height, width)
+    _, patch_h, patch_w = WAN_1_3B_TRANSFORMER["patch_size"]
+    return latent_frames * (latent_height // patch_h) * (latent_width // patch_w)
+
+
+def cogvideox_tokens(frames, height, width):
+    """Positions CogVideoX's transformer attends over for one video: its patches plus the 226 text tokens it joins to them. Notebook 07."""
+    latent_frames, latent_height, latent_width = _latent_grid(frames, height, width)
+    patch = COGVIDEOX_2B_TRANSFORMER["patch_size"]
+    return latent_frames * (latent_height // patch) * (latent_width // patch) + COGVIDEOX_2B_TRANSFORMER["max_text_seq_length"]
+
+
+def _chunked_vae(per_pixel, per_frame_pixel):
+    # Both VAEs decode a few latent frames at a time, with a cache of the frames before: a fixed cost
+    # per pixel of the frame size, plus the decoded frames they gather, per pixel of every frame.
+    # Slicing splits a batch of videos and changes nothing for one video.
+    return lambda frames, height, width, slicing: (per_pixel + per_frame_pixel * frames) * height * width
+
+
+# Activation bytes per byte of dtype, from `python benchmarks/transformer_memory.py` on the CPU
+# (benchmarks/results/cpu-transformer-memory.json, turned into coefficients by
+# t2v_helpers.memory.calibrate_profile and rounded up): the transformer's per position of one video,
+# the VAE's per pixel and per pixel of every frame. CUDA kernels keep other temporary buffers.
+WAN_PER_TOKEN = 59600
+WAN_VAE_PER_PIXEL = 5940
+WAN_VAE_PER_FRAME_PIXEL = 72
+COGVIDEOX_PER_TOKEN = 50200
+COGVIDEOX_VAE_PER_PIXEL = 11400
+COGVIDEOX_VAE_PER_FRAME_PIXEL = 784
+
+# The memory profiles of the two families (their family files' `memory=`).
+WAN_MEMORY = Profile(
+    parts=wan_parts,
+    denoiser="transformer",
+    tokens=wan_tokens,
+    per_token=WAN_PER_TOKEN,
+    vae=_chunked_vae(WAN_VAE_PER_PIXEL, WAN_VAE_PER_FRAME_PIXEL),
+    guidance_batch=1,  # WanPipeline calls the transformer once for the prompt, then once for the negative prompt
+    float32_parts=("vae",),  # WanPipeline's VAE runs in float32
+    source="cpu-transformer-memory",
+)
+COGVIDEOX_MEMORY = Profile(
+    parts=cogvideox_parts,
+    denoiser="transformer",
+    tokens=cogvideox_tokens,
+    per_token=COGVIDEOX_PER_TOKEN,
+    vae=_chunked_vae(COGVIDEOX_VAE_PER_PIXEL, COGVIDEOX_VAE_PER_FRAME_PIXEL),
+    source="cpu-transformer-memory",
+)

@@ -162,31 +162,47 @@ def _settings(family, frames, height, width):
     return frames or model.frames, height or model.height, width or model.width
 
 
+def activations(profile, frames, height, width, dtype=torch.float16, vae_slicing=True, guidance=True):
+    """Predicted activation bytes of the denoiser's call and of the VAE's decode, for a Profile. Notebook 07.
+
+    With guidance the denoiser sees the prompt and the negative prompt: a batch of
+    `profile.guidance_batch` videos per call (2), or two calls of one (Wan), which need
+    the memory of one.
+    """
+    size = _bytes_per_parameter(dtype)
+    batch = profile.guidance_batch if guidance else 1
+    vae_size = 4 if "vae" in profile.float32_parts else size
+    return (
+        int(profile.per_token * batch * profile.tokens(frames, height, width) * size),
+        int(profile.vae(frames, height, width, vae_slicing) * vae_size),
+    )
+
+
 def predict(mode, *, frames=None, height=None, width=None, dtype=torch.float16, vae_slicing=True, guidance=True, family=None):
     """Predicted peak GPU memory of a family's full-size model in offload `mode`, as a Prediction. Notebook 07.
 
     none: everything on the GPU. model: one part at a time (text encoder, denoiser, VAE).
     sequential: one layer at a time; only activations and the largest layer stay.
+    Each phase's peak is its weights on the GPU plus its activations, the largest phase wins.
     `family` is a Family, its name or a Profile (default ModelScope); frames, height and
     width default to the family's default model's.
     """
     mode = check_choice("offload", mode, MODES_FASTEST_FIRST, problem="is not an offload mode with a memory cost")
     profile = profile_of(family)
     frames, height, width = _settings(family, frames, height, width)
-    size = _bytes_per_parameter(dtype)
     weights = weight_bytes(dtype, profile)
-    batch = profile.guidance_batch if guidance else 1
-    denoiser_act = int(profile.per_token * batch * profile.tokens(frames, height, width) * size)
-    vae_size = 4 if "vae" in profile.float32_parts else size
-    vae_act = int(profile.vae(frames, height, width, vae_slicing) * vae_size)
+    denoiser_act, vae_act = activations(profile, frames, height, width, dtype, vae_slicing, guidance)
     if mode == "none":
         on_gpu = weights["text_encoder"] + weights[profile.denoiser] + weights["vae"]
         return Prediction(mode, on_gpu + max(denoiser_act, vae_act), on_gpu, max(denoiser_act, vae_act))
+    phases = [("text_encoder", 0), (profile.denoiser, denoiser_act), ("vae", vae_act)]
     if mode == "model":
-        phases = [(weights["text_encoder"], 0), (weights[profile.denoiser], denoiser_act), (weights["vae"], vae_act)]
-        on_gpu, act = max(phases, key=sum)
-        return Prediction(mode, on_gpu + act, on_gpu, act)
-    return Prediction(mode, weights["largest_layer"] + max(denoiser_act, vae_act), weights["largest_layer"], max(denoiser_act, vae_act))
+        on_gpu, act = max(((weights[part], act) for part, act in phases), key=sum)
+    else:
+        # One layer at a time: at most the largest layer of all, and never more than the part that runs
+        # (Wan's VAE is smaller than UMT5-XXL's token embedding).
+        on_gpu, act = max(((min(weights[part], weights["largest_layer"]), act) for part, act in phases), key=sum)
+    return Prediction(mode, on_gpu + act, on_gpu, act)
 
 
 def gpu_memory():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import t2v_helpers as t2v
-from t2v_helpers import memory
+from t2v_helpers import full_size, memory
 from t2v_helpers.families import modelscope
 
 GB = 10**9
@@ -122,3 +122,147 @@ def test_cpu_auto_is_still_none(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert t2v.choose_runtime().offload == "none"
     assert memory.gpu_memory() is None
+
+
+# --- ModelScope's figures as they were before families had memory profiles --------------------
+
+def _modelscope_before(mode, frames, height, width, dtype, vae_slicing, guidance):
+    # memory.predict of commit 7fc66b3, written out with its coefficients.
+    size = torch.empty(0, dtype=dtype).element_size()
+    w = {k: v * size for k, v in t2v.architecture.full_size_parameters().items()}
+    unet = int(15400 * (2 if guidance else 1) * frames * (height // 8) * (width // 8) * size)
+    one_frame = 4570 * height * width * size
+    vae = int(one_frame if vae_slicing else max(one_frame, 874 * frames * height * width * size))
+    if mode == "none":
+        return w["unet"] + w["vae"] + w["text_encoder"] + max(unet, vae)
+    if mode == "model":
+        return max(w["text_encoder"], w["unet"] + unet, w["vae"] + vae)
+    return w["largest_layer"] + max(unet, vae)
+
+
+@pytest.mark.parametrize("mode", ["none", "model", "sequential"])
+def test_modelscope_predictions_are_unchanged(mode):
+    for frames, height, width in [(1, 64, 64), (16, 256, 256), (64, 256, 256), (24, 320, 576), (200, 512, 512)]:
+        for dtype in (torch.float16, torch.float32, torch.bfloat16):
+            for slicing in (True, False):
+                for guidance in (True, False):
+                    settings = dict(frames=frames, height=height, width=width, dtype=dtype, vae_slicing=slicing, guidance=guidance)
+                    expected = _modelscope_before(mode, **settings)
+                    assert memory.predict(mode, **settings).peak == expected
+                    assert memory.predict(mode, family="modelscope", **settings).peak == expected
+
+
+# --- every family ---------------------------------------------------------------------------------
+
+# Each family's profile and its default video (frames, height, width), as each pipeline's defaults.
+PROFILES = {
+    "modelscope": (modelscope.MEMORY, 16, 256, 256),
+    "wan": (full_size.WAN_MEMORY, 81, 480, 832),
+    "cogvideox": (full_size.COGVIDEOX_MEMORY, 49, 480, 720),
+}
+T4_FREE = 15 * GB - CONTEXT  # a 15 GB T4 (Colab's free GPU) once the CUDA context is up
+
+
+def _predict(name, mode, **settings):
+    profile, frames, height, width = PROFILES[name]
+    return memory.predict(mode, family=profile, **{"frames": frames, "height": height, "width": width, **settings})
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_familys_weights_are_its_parameters_times_bytes(name):
+    profile = PROFILES[name][0]
+    with torch.device("meta"):
+        parts = profile.parts()
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        weights = memory.weight_bytes(dtype, profile)
+        for part, module in parts.items():
+            size = 4 if part in profile.float32_parts else torch.empty(0, dtype=dtype).element_size()
+            assert weights[part] == size * sum(p.numel() for p in module.parameters()), (part, dtype)
+
+
+def test_wans_vae_stays_float32_and_its_largest_layer_is_the_text_embedding():
+    weights = memory.weight_bytes(torch.float16, full_size.WAN_MEMORY)
+    assert weights["vae"] == memory.weight_bytes(torch.float32, full_size.WAN_MEMORY)["vae"]
+    # Sequential offload's floor: UMT5-XXL's token embedding, vocabulary x width, 2 bytes each.
+    assert weights["largest_layer"] == 2 * full_size.UMT5_XXL["vocab_size"] * full_size.UMT5_XXL["d_model"]
+
+
+def test_token_counts_follow_the_latent_grid():
+    assert full_size.wan_tokens(81, 480, 832) == 21 * 30 * 52
+    assert full_size.wan_tokens(1, 480, 832) == 30 * 52
+    # CogVideoX's positional table covers exactly its sample size's patches and text: the same count.
+    with torch.device("meta"):
+        transformer = full_size.cogvideox_parts()["transformer"]
+    config = full_size.COGVIDEOX_2B_TRANSFORMER
+    frames, height, width = config["sample_frames"], config["sample_height"] * 8, config["sample_width"] * 8
+    assert full_size.cogvideox_tokens(frames, height, width) == transformer.patch_embed.pos_embedding.shape[1]
+
+
+@pytest.mark.parametrize("mode", ["none", "model", "sequential"])
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_familys_predictions_grow_with_frames_and_size(name, mode):
+    _, frames, height, width = PROFILES[name]
+    small = _predict(name, mode)
+    assert small.peak > small.weights > 0 and small.activations > 0
+    for bigger in (_predict(name, mode, frames=2 * frames - 1), _predict(name, mode, height=2 * height, width=2 * width)):
+        assert bigger.peak > small.peak and bigger.activations > small.activations
+        assert bigger.weights == small.weights
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_familys_leaner_modes_need_less(name):
+    _, frames, height, width = PROFILES[name]
+    for f in (1, frames, 2 * frames - 1):
+        for dtype in (torch.float16, torch.bfloat16):
+            none, model, sequential = (_predict(name, m, frames=f, dtype=dtype) for m in memory.MODES_FASTEST_FIRST)
+            assert none.peak > model.peak >= sequential.peak, (f, dtype)
+            # Sequential saves the part's weights less its largest layer: nothing where that part is smaller than
+            # the largest layer of all (Wan's float32 VAE against UMT5-XXL's token embedding).
+            assert sequential.weights <= model.weights
+    # Where the transformer's phase is the peak, one layer at a time holds less than the whole transformer.
+    transformer_bound = _predict(name, "model", frames=1, height=64, width=64)
+    assert _predict(name, "sequential", frames=1, height=64, width=64).peak < transformer_bound.peak
+
+
+def test_guidance_doubles_cogvideoxs_batch_but_wan_runs_two_calls():
+    for name, factor in (("cogvideox", 2), ("wan", 1), ("modelscope", 2)):
+        profile, frames, height, width = PROFILES[name]
+        with_guidance = memory.activations(profile, frames, height, width, guidance=True)[0]
+        without = memory.activations(profile, frames, height, width, guidance=False)[0]
+        assert with_guidance == pytest.approx(factor * without, abs=1), name
+
+
+def test_wan_and_cogvideox_at_their_default_size_fit_no_mode_on_a_t4():
+    # By the CPU-calibrated figures, the VAE's decode of 480p frames alone is over what a T4 has
+    # (t2v_helpers.full_size; benchmarks/results/cpu-transformer-memory.json): auto takes the leanest mode and says so.
+    for name in ("wan", "cogvideox"):
+        profile, frames, height, width = PROFILES[name]
+        mode, reason, predictions = memory.choose_offload(T4_FREE, family=profile, frames=frames, height=height, width=width)
+        assert mode == "sequential" and "may not fit" in reason
+        assert not any(p.fits for p in predictions)
+        assert f"{frames} frames of {width}x{height}" in reason and "'none' would need" in reason
+        vae_phase = memory.weight_bytes(torch.float16, profile)["vae"] + memory.activations(profile, frames, height, width)[1]
+        assert predictions[1].peak == vae_phase
+
+
+def test_short_wan_videos_fit_a_t4_with_model_offload():
+    # One frame: the text encoder's phase (UMT5-XXL on its own) is the peak of model offload, and fits.
+    profile = PROFILES["wan"][0]
+    mode, reason, predictions = memory.choose_offload(T4_FREE, family=profile, frames=1, height=480, width=832)
+    assert mode == "model", reason
+    assert predictions[1].peak == memory.weight_bytes(torch.float16, profile)["text_encoder"]
+    assert not predictions[0].fits
+
+
+def test_a_bare_profile_needs_the_video_size():
+    with pytest.raises(ValueError, match="frames, height and width"):
+        memory.predict("none", family=full_size.WAN_MEMORY)
+
+
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_transformer_coefficients_are_the_committed_calibration(name):
+    profile = PROFILES[name][0]
+    per_token, per_pixel, per_frame_pixel = memory.calibrate_profile(t2v.bench.load_results("cpu-transformer-memory"), profile, name)
+    assert profile.per_token == pytest.approx(per_token, rel=0.01)
+    assert profile.vae(1, 8, 8, True) == pytest.approx((per_pixel + per_frame_pixel) * 64, rel=0.01)
+    assert profile.vae(81, 8, 8, True) == pytest.approx((per_pixel + 81 * per_frame_pixel) * 64, rel=0.01)
