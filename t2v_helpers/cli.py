@@ -27,7 +27,7 @@ from .errors import (
 )
 from .families import families, family_named, find_model, models
 from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_fast_family, check_style, switch_scheduler
-from .pipeline import _not_available_message, check_model, default_model, load_pipeline, model_family
+from .pipeline import check_model, default_model, load_pipeline, model_family
 from .schedulers import check_scheduler_name, scheduler_names
 from .validate import check_output_dir, check_prompt, check_settings
 
@@ -154,16 +154,18 @@ def check_arguments(args, name_prompts="--prompts"):
 def model_defaults(name):
     """The Family and the Model whose defaults --model NAME gets, read before loading any weights. README: Command line.
 
-    A listed name is its own Model; 'auto' is AUTO_MODEL's family; a folder or hub id is
-    looked up by its model_index.json and gets its family's default model's settings.
+    A listed name is its own Model; 'auto' is AUTO_MODEL's; a folder or hub id is looked up
+    by its model_index.json and gets its family's default model's settings. A hub id whose
+    model_index.json cannot be fetched now cannot be loaded either: it gets AUTO_MODEL's, and
+    loading it says why it is not available.
     """
     listed = find_model(AUTO_MODEL if name == "auto" else name)
     if listed is not None:
         return family_named(listed.family), listed
     try:
         family = model_family(name)
-    except OSError as error:  # a hub id whose model_index.json cannot be fetched: it cannot be loaded either
-        raise ModelNotAvailableError(_not_available_message(str(name), error)) from error
+    except OSError:
+        return model_defaults(AUTO_MODEL)
     return family, family.models[0]
 
 
@@ -191,7 +193,7 @@ def load(args, **options):
     """Load the model the arguments ask for, with their scheduler; 'auto' says which it chose. README: Command line."""
     model = args.model
     if model == "auto":
-        model, why = default_model()
+        model, why = default_model(AUTO_MODEL)
         print(why)
     if getattr(args, "allow_pickle", False):
         options["allow_pickle"] = True

@@ -16,8 +16,8 @@ from .validate import check_choice, check_whole_number
 # the decoder of the Stable Diffusion VAE, which ModelScope uses; fitted for SD 1.4 by
 # keturn and used by the common preview tools:
 # https://discuss.huggingface.co/t/decoding-latents-to-rgb-without-upscaling/23204/2
-# A family whose VAE is another may give its own (channels x 3) matrix as `latent_rgb`;
-# without one, latents of other channel counts get the generic preview (`principal_rgb`).
+# Latents of other channel counts (the 16 of Wan's and CogVideoX's VAEs) get the generic
+# preview, `principal_rgb`.
 LATENT_TO_RGB = torch.tensor(
     [
         #  R       G       B
@@ -192,10 +192,7 @@ def principal_rgb(latents, pipe=None):
 
 
 def _preview_rgb(pipe, reference):
-    """The family's own matrix, the Stable Diffusion VAE's for 4 channels, else the generic one fitted to `reference`."""
-    own = getattr(family_of(pipe), "latent_rgb", None)
-    if own is not None:
-        return torch.as_tensor(own, dtype=torch.float32), None
+    """The Stable Diffusion VAE's matrix for 4 channels, else the generic one fitted to `reference`."""
     if _channels(pipe)[0] == LATENT_TO_RGB.shape[0]:
         return LATENT_TO_RGB, None
     return principal_rgb(reference, pipe)
@@ -207,8 +204,8 @@ def preview_latents(latents, scale=1, *, pipe=None, rgb=None):
     Without `pipe`, latents are ModelScope's (4, frames, h, w) and the matrix is
     LATENT_TO_RGB. With `pipe`, they are in that pipeline's layout and channel count, and
     `rgb` (a channels x 3 matrix, or a (matrix, offset) pair from `principal_rgb`) gives
-    the colours; by default its family's matrix, the Stable Diffusion VAE's for 4 channels,
-    else `principal_rgb` of these latents. Returns (latent frames, h*scale, w*scale, 3)
+    the colours; by default the Stable Diffusion VAE's for 4 channels, else `principal_rgb`
+    of these latents. Returns (latent frames, h*scale, w*scale, 3)
     float32 in 0..1, enlarged by `scale` (nearest neighbour). An approximation:
     colours and layout, not detail.
     """
