@@ -5,16 +5,15 @@
 Each encoder runs in its own fresh process, one after the other, never both at once. The
 process builds the encoder on the meta device (shapes only), gives it random bfloat16
 weights in place (no float32 copy), encodes one prompt padded to the length its pipeline
-uses (512 tokens for Wan, 226 for CogVideoX), then deletes it. It records the peak RSS
-(resident set size: the RAM the process holds, VmHWM) after loading, the peak while
-encoding, and the RSS after the encoder is deleted: what `encode_then_free`
-(t2v_helpers.text_encoding) gives back. Loading real weights from safetensors files adds
+uses (512 tokens for Wan, 226 for CogVideoX), puts it in its diffusers pipeline (the
+other parts left out) and frees it there with t2v_helpers.text_encoding.free_text_encoder,
+the step `encode_then_free` ends with. It records the peak RSS (resident set size: the RAM
+the process holds, VmHWM) after loading, the peak while encoding, and the RSS after freeing. Loading real weights from safetensors files adds
 what the file reader holds at its peak; these figures are the floor. Before each run it
 waits until the machine has enough RAM available (other jobs share it) and records the
 load average. Writes benchmarks/results/cpu-text-encoder-memory.json (a free name if it exists).
 """
 
-import gc
 import json
 import os
 import subprocess
@@ -23,9 +22,9 @@ import time
 from datetime import date
 
 ENCODERS = {
-    # name: (config in t2v_helpers.full_size, transformers class, prompt length its pipeline pads to)
-    "umt5-xxl": ("UMT5_XXL", "UMT5EncoderModel", 512),
-    "t5-xxl": ("T5_XXL", "T5EncoderModel", 226),
+    # name: (config in t2v_helpers.full_size, transformers class, prompt length its pipeline pads to, diffusers pipeline)
+    "umt5-xxl": ("UMT5_XXL", "UMT5EncoderModel", 512, "WanPipeline"),
+    "t5-xxl": ("T5_XXL", "T5EncoderModel", 226, "CogVideoXPipeline"),
 }
 DTYPE = "bfloat16"
 PROMPT_TOKENS = 16  # a short prompt's real tokens; the rest is padding the mask hides
@@ -37,13 +36,17 @@ def available_bytes():
 
 
 def child(name):
+    import inspect
+
+    import diffusers
     import torch
     import transformers
 
     from t2v_helpers import full_size
     from t2v_helpers.bench import _reset_peak_rss, _rss_bytes
+    from t2v_helpers.text_encoding import free_text_encoder
 
-    config_name, class_name, tokens = ENCODERS[name]
+    config_name, class_name, tokens, pipeline_name = ENCODERS[name]
     config_class = getattr(transformers, class_name.replace("EncoderModel", "Config"))
     result = dict(encoder=name, dtype=DTYPE, prompt_tokens=tokens, rss_before_load=_rss_bytes("VmRSS"))
     start = time.perf_counter()
@@ -63,14 +66,17 @@ def child(name):
     with torch.inference_mode():
         embeddings = encoder(ids, mask).last_hidden_state
     result.update(encode_s=time.perf_counter() - start, embeddings_shape=list(embeddings.shape), peak_rss_encode=_rss_bytes("VmHWM"))
-    del encoder
-    gc.collect()
+    pipeline = getattr(diffusers, pipeline_name)
+    others = [n for n in inspect.signature(pipeline.__init__).parameters if n not in ("self", "text_encoder")]
+    pipe = pipeline(text_encoder=encoder, **dict.fromkeys(others))
+    del encoder  # the pipeline holds the only reference, as after loading
+    result["rss_before_free"] = _rss_bytes("VmRSS")
+    free_text_encoder(pipe)
     result["rss_after_free"] = _rss_bytes("VmRSS")
     return result
 
 
 def run(name):
-    config_name, class_name, _ = ENCODERS[name]
     needed = 13 * 2**30 if name == "umt5-xxl" else 11 * 2**30
     waited = 0
     while available_bytes() < needed and waited < 600:
@@ -99,7 +105,8 @@ def main(names):
         print(
             f"{name} ({r['parameters'] / 1e9:.2f} billion parameters, {r['dtype']}): RSS {gib('rss_before_load'):.2f} GiB before, "
             f"{gib('rss_after_load'):.2f} GiB after loading (peak {gib('peak_rss_load'):.2f}), peak {gib('peak_rss_encode'):.2f} GiB "
-            f"encoding {r['prompt_tokens']} tokens ({r['encode_s']:.1f} s), {gib('rss_after_free'):.2f} GiB after deleting it; "
+            f"encoding {r['prompt_tokens']} tokens ({r['encode_s']:.1f} s), {gib('rss_before_free'):.2f} GiB in its pipeline, "
+            f"{gib('rss_after_free'):.2f} GiB after free_text_encoder; "
             f"load average {r['load_before']:.2f} -> {r['load_after']:.2f}"
         )
     results = dict(
@@ -110,7 +117,8 @@ def main(names):
             "Random weights of the real shapes (t2v_helpers.full_size), built on the meta device and filled in place in bfloat16: "
             "no float32 copy and no file reader, so loading real weights can peak higher than 'peak_rss_load'.",
             "One encoder per fresh process, one after the other. RSS = resident set size (VmRSS); peaks are VmHWM, reset after loading.",
-            "'rss_after_free' is the process's RSS after `del encoder; gc.collect()`: what freeing the encoder gives back.",
+            "'rss_before_free' / 'rss_after_free': the process's RSS with the encoder in its pipeline, and after "
+            "t2v_helpers.text_encoding.free_text_encoder(pipe): what encode_then_free gives back.",
             "Load average is the 1-minute load of the machine, shared with other jobs (2 cores).",
         ],
         command=" ".join([sys.executable, *sys.argv]),

@@ -1,15 +1,17 @@
-"""The full-size parts of Wan 2.1 1.3B and CogVideoX-2B as data, built with random weights or on the meta device. Notebook 07.
+"""The full-size parts of Wan 2.1 1.3B (and CogVideoX-2B, from its family file), built with random weights or on the meta device. Notebook 07.
 
 Memory depends on the shapes of the layers, not on the values of the weights, so these
-configurations (the config.json of each part of Wan-AI/Wan2.1-T2V-1.3B-Diffusers and
-THUDM/CogVideoX-2b, written out) give exact parameter counts and let a benchmark measure
-real activation sizes without downloading anything. The families' memory profiles
-(t2v_helpers.memory.Profile) count their weights from here.
+configurations (the config.json of each part of Wan-AI/Wan2.1-T2V-1.3B-Diffusers, written
+out) give exact parameter counts and let the benchmarks measure real activation sizes
+without downloading anything. Wan's memory profile (t2v_helpers.memory.Profile) lives here
+until Wan's family file carries its configs; CogVideoX's is in families/cogvideox.py.
 """
+
+from functools import partial
 
 import torch
 
-from .memory import Profile
+from .memory import Profile, chunked_vae, latent_tokens
 
 # text_encoder/config.json of Wan-AI/Wan2.1-T2V-1.3B-Diffusers: google/umt5-xxl's encoder.
 UMT5_XXL = {
@@ -45,28 +47,9 @@ WAN_1_3B_TRANSFORMER = {
 # vae/config.json of Wan-AI/Wan2.1-T2V-1.3B-Diffusers: the Wan 2.1 VAE (AutoencoderKLWan's defaults).
 WAN_VAE = {"base_dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2, "temperal_downsample": [False, True, True]}
 
-# text_encoder/config.json of THUDM/CogVideoX-2b: google/t5-v1_1-xxl's encoder.
+# google/t5-v1_1-xxl's encoder, CogVideoX's text encoder: UMT5-XXL's shapes with T5's vocabulary
+# (t2v_helpers/families/cogvideox.py has its config.json in full). benchmarks/text_encoder_memory.py builds it.
 T5_XXL = dict(UMT5_XXL, vocab_size=32128)
-
-# transformer/config.json of THUDM/CogVideoX-2b.
-COGVIDEOX_2B_TRANSFORMER = {
-    "num_attention_heads": 30,
-    "attention_head_dim": 64,
-    "in_channels": 16,
-    "out_channels": 16,
-    "time_embed_dim": 512,
-    "text_embed_dim": 4096,
-    "num_layers": 30,
-    "patch_size": 2,
-    "sample_frames": 49,
-    "sample_height": 60,
-    "sample_width": 90,
-    "max_text_seq_length": 226,
-    "use_rotary_positional_embeddings": False,
-}
-
-# vae/config.json of THUDM/CogVideoX-2b.
-COGVIDEOX_VAE = {"block_out_channels": (128, 256, 256, 512), "latent_channels": 16, "layers_per_block": 3, "scaling_factor": 1.15258426}
 
 
 def wan_parts():
@@ -82,15 +65,10 @@ def wan_parts():
 
 
 def cogvideox_parts():
-    """CogVideoX-2B's text encoder, transformer and VAE, built from the configs above (float32). Notebook 07."""
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
-    from transformers import T5Config, T5EncoderModel
+    """CogVideoX-2B's text encoder, transformer and VAE, from the configs in its family file (float32). Notebook 07."""
+    from .families.cogvideox import _counted_parts
 
-    return {
-        "text_encoder": T5EncoderModel(T5Config(**T5_XXL)),
-        "transformer": CogVideoXTransformer3DModel(**COGVIDEOX_2B_TRANSFORMER),
-        "vae": AutoencoderKLCogVideoX(**COGVIDEOX_VAE),
-    }
+    return _counted_parts()
 
 
 def materialize(module, dtype, seed=0):
@@ -119,59 +97,24 @@ def materialize(module, dtype, seed=0):
     return module.eval()
 
 
-def _latent_grid(frames, height, width):
-    # The video autoencoders of both families: 4x fewer frames after the first, 8x smaller sides.
-    return (frames - 1) // 4 + 1, height // 8, width // 8
-
-
-def wan_tokens(frames, height, width):
-    """Positions Wan's transformer attends over for one video: latent frames x (height/16) x (width/16). Notebook 07."""
-    latent_frames, latent_height, latent_width = _latent_grid(frames, height, width)
-    _, patch_h, patch_w = WAN_1_3B_TRANSFORMER["patch_size"]
-    return latent_frames * (latent_height // patch_h) * (latent_width // patch_w)
-
-
-def cogvideox_tokens(frames, height, width):
-    """Positions CogVideoX's transformer attends over for one video: its patches plus the 226 text tokens it joins to them. Notebook 07."""
-    latent_frames, latent_height, latent_width = _latent_grid(frames, height, width)
-    patch = COGVIDEOX_2B_TRANSFORMER["patch_size"]
-    return latent_frames * (latent_height // patch) * (latent_width // patch) + COGVIDEOX_2B_TRANSFORMER["max_text_seq_length"]
-
-
-def _chunked_vae(per_pixel, per_frame_pixel):
-    # Both VAEs decode a few latent frames at a time, with a cache of the frames before: a fixed cost
-    # per pixel of the frame size, plus the decoded frames they gather, per pixel of every frame.
-    # Slicing splits a batch of videos and changes nothing for one video.
-    return lambda frames, height, width, slicing: (per_pixel + per_frame_pixel * frames) * height * width
-
-
 # Activation bytes per byte of dtype, from `python benchmarks/transformer_memory.py` on the CPU
-# (benchmarks/results/cpu-transformer-memory.json, turned into coefficients by
-# t2v_helpers.memory.calibrate_profile and rounded up): the transformer's per position of one video,
-# the VAE's per pixel and per pixel of every frame. CUDA kernels keep other temporary buffers.
+# (benchmarks/results/cpu-transformer-memory.json; t2v_helpers.memory.calibrate_profile, rounded up):
+# the transformer's per token of one video, the VAE's per pixel decoded at once and per pixel of
+# every frame. GPU kernels keep other temporary buffers; t2v_helpers.memory keeps a margin.
 WAN_PER_TOKEN = 59600
 WAN_VAE_PER_PIXEL = 5940
 WAN_VAE_PER_FRAME_PIXEL = 72
-COGVIDEOX_PER_TOKEN = 50200
-COGVIDEOX_VAE_PER_PIXEL = 11400
-COGVIDEOX_VAE_PER_FRAME_PIXEL = 784
+WAN_VAE_TILE = (256, 256)  # AutoencoderKLWan's tile_sample_min_height and _width with tiling on
 
-# The memory profiles of the two families (their family files' `memory=`).
+# Wan 2.1 1.3B's memory profile: the `memory=` of t2v_helpers/families/wan.py.
 WAN_MEMORY = Profile(
     parts=wan_parts,
     denoiser="transformer",
-    tokens=wan_tokens,
+    # 4 frames a latent frame after the first; 1x2x2 patches of 8x8-pixel latents.
+    tokens=partial(latent_tokens, frames_per_latent=4, pixels_per_token=8 * WAN_1_3B_TRANSFORMER["patch_size"][1]),
     per_token=WAN_PER_TOKEN,
-    vae=_chunked_vae(WAN_VAE_PER_PIXEL, WAN_VAE_PER_FRAME_PIXEL),
+    vae=chunked_vae(WAN_VAE_PER_PIXEL, WAN_VAE_PER_FRAME_PIXEL, WAN_VAE_TILE),
     guidance_batch=1,  # WanPipeline calls the transformer once for the prompt, then once for the negative prompt
     float32_parts=("vae",),  # WanPipeline's VAE runs in float32
-    source="cpu-transformer-memory",
-)
-COGVIDEOX_MEMORY = Profile(
-    parts=cogvideox_parts,
-    denoiser="transformer",
-    tokens=cogvideox_tokens,
-    per_token=COGVIDEOX_PER_TOKEN,
-    vae=_chunked_vae(COGVIDEOX_VAE_PER_PIXEL, COGVIDEOX_VAE_PER_FRAME_PIXEL),
     source="cpu-transformer-memory",
 )

@@ -112,6 +112,31 @@ class Profile:
     source: str = ""
 
 
+def latent_tokens(frames, height, width, *, frames_per_latent=1, pixels_per_token=8, extra=0):
+    """Positions a denoiser works on for one video: latent frames x rows x columns of tokens, plus `extra`. Notebook 07.
+
+    ModelScope's UNet: every frame, 8x8 pixels a position. Wan and CogVideoX: the first frame
+    and each next 4 make a latent frame, and 2x2 patches of 8x8-pixel latents make a token
+    (16x16 pixels); CogVideoX adds its 226 text tokens to the same sequence.
+    """
+    return ((frames - 1) // frames_per_latent + 1) * (height // pixels_per_token) * (width // pixels_per_token) + extra
+
+
+def chunked_vae(per_pixel, per_frame_pixel, tile):
+    """The decode activations of a video VAE that decodes a few frames at a time, for a Profile's `vae`. Notebook 07.
+
+    A fixed cost per pixel of what it decodes at once (the frame, or one `tile` (height,
+    width) when lean decoding, tiling, is on), plus the decoded frames it gathers, per pixel
+    of every frame. Returns vae(frames, height, width, lean) in bytes per byte of dtype.
+    """
+
+    def vae(frames, height, width, lean):
+        at_once = min(height, tile[0]) * min(width, tile[1]) if lean else height * width
+        return per_pixel * at_once + per_frame_pixel * frames * height * width
+
+    return vae
+
+
 @lru_cache(maxsize=None)
 def parameters(profile):
     """Parameters of each part of `profile`'s model, and of its largest single layer, counted on the meta device. Notebook 07."""

@@ -1,16 +1,19 @@
 """Encode the prompt once, then free the text encoder: how a big text encoder fits a small machine. Notebook 07.
 
-Wan 2.1's text encoder (UMT5-XXL, 5.7 billion parameters) is four times the size of its
-1.3-billion-parameter transformer, and CogVideoX's (T5-XXL) nearly three times its
-transformer's. The encoder runs once per prompt, before the first denoising step, yet a
+The text encoder of Wan 2.1 1.3B (UMT5-XXL, 5.7 billion parameters) has four times the
+parameters of its transformer, and CogVideoX-2B's (T5-XXL) nearly three times. The encoder runs once per prompt, before the first denoising step, yet a
 loaded pipeline holds it to the end: on the GPU without offload, in RAM with model
 offload. `encode_then_free` encodes the prompt and the negative prompt with the
 pipeline's own `encode_prompt` (so the embeddings are exactly those `pipe(prompt)` would
 make), deletes the encoder, and returns the embeddings to pass as `pipe(**embeddings, ...)`.
 
-On a machine whose RAM cannot hold the encoder at all (benchmarks/results/cpu-text-encoder-memory.json
-has what UMT5-XXL needs), load it straight onto the GPU instead, part by part, e.g.
-`UMT5EncoderModel.from_pretrained(id, subfolder="text_encoder", dtype=torch.float16, device_map="cuda")`,
+Measured on the CPU with random weights of the real shapes (benchmarks/results/cpu-text-encoder-memory.json):
+UMT5-XXL in bfloat16 held 10.92 GiB of RAM once loaded and peaked at 11.12 GiB encoding one
+512-token prompt; after `free_text_encoder` the process held 0.46 GiB. T5-XXL held 9.21 GiB and
+peaked at 9.27 GiB. Loading real weights adds what the file reader holds, so these are the
+floor. A machine with about 12 GiB of RAM (Colab's free tier) cannot hold UMT5-XXL beside the
+rest of the pipeline, and barely on its own: load the encoder straight onto the GPU instead,
+e.g. `UMT5EncoderModel.from_pretrained(id, subfolder="text_encoder", dtype=torch.float16, device_map="cuda")`,
 pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, and call
 `encode_then_free` before the first video.
 """

@@ -5,7 +5,7 @@ import torch
 
 import t2v_helpers as t2v
 from t2v_helpers import full_size, memory
-from t2v_helpers.families import modelscope
+from t2v_helpers.families import cogvideox, family_named, modelscope
 
 GB = 10**9
 CONTEXT = 0.4 * 2**30  # what the CUDA context takes before the model loads
@@ -158,7 +158,7 @@ def test_modelscope_predictions_are_unchanged(mode):
 PROFILES = {
     "modelscope": (modelscope.MEMORY, 16, 256, 256),
     "wan": (full_size.WAN_MEMORY, 81, 480, 832),
-    "cogvideox": (full_size.COGVIDEOX_MEMORY, 49, 480, 720),
+    "cogvideox": (cogvideox.MEMORY, 49, 480, 720),
 }
 T4_FREE = 15 * GB - CONTEXT  # a 15 GB T4 (Colab's free GPU) once the CUDA context is up
 
@@ -188,14 +188,46 @@ def test_wans_vae_stays_float32_and_its_largest_layer_is_the_text_embedding():
 
 
 def test_token_counts_follow_the_latent_grid():
-    assert full_size.wan_tokens(81, 480, 832) == 21 * 30 * 52
-    assert full_size.wan_tokens(1, 480, 832) == 30 * 52
+    wan = full_size.WAN_MEMORY.tokens
+    assert wan(81, 480, 832) == 21 * 30 * 52 and wan(1, 480, 832) == 30 * 52 and wan(84, 480, 832) == 21 * 30 * 52
+    assert modelscope.MEMORY.tokens(16, 256, 256) == 16 * 32 * 32
     # CogVideoX's positional table covers exactly its sample size's patches and text: the same count.
     with torch.device("meta"):
-        transformer = full_size.cogvideox_parts()["transformer"]
-    config = full_size.COGVIDEOX_2B_TRANSFORMER
+        transformer = cogvideox.MEMORY.parts()["transformer"]
+    config = cogvideox.TRANSFORMER_CONFIG
     frames, height, width = config["sample_frames"], config["sample_height"] * 8, config["sample_width"] * 8
-    assert full_size.cogvideox_tokens(frames, height, width) == transformer.patch_embed.pos_embedding.shape[1]
+    assert cogvideox.MEMORY.tokens(frames, height, width) == transformer.patch_embed.pos_embedding.shape[1]
+
+
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_lean_decoding_is_tiling_at_the_vaes_own_tile(name):
+    profile, frames, height, width = PROFILES[name]
+    with torch.device("meta"):
+        vae = profile.parts()["vae"]
+    tile = (vae.tile_sample_min_height, vae.tile_sample_min_width)
+    lean, whole = (memory.activations(profile, frames, height, width, vae_slicing=on)[1] for on in (True, False))
+    assert lean < whole
+    # A frame no bigger than the tile decodes in one piece: tiling saves nothing there.
+    small = [memory.activations(profile, frames, *tile, vae_slicing=on)[1] for on in (True, False)]
+    assert small[0] == small[1]
+
+
+def test_the_registered_families_carry_their_profiles():
+    assert family_named("modelscope").memory is modelscope.MEMORY
+    assert family_named("cogvideox").memory is cogvideox.MEMORY
+    model = family_named("cogvideox").models[0]
+    assert (model.frames, model.height, model.width) == PROFILES["cogvideox"][1:]
+    # By name, the family's default model's size is the default.
+    assert memory.predict("model", family="cogvideox").peak == _predict("cogvideox", "model").peak
+
+
+def test_the_benchmarks_build_the_family_files_shapes():
+    # benchmarks/text_encoder_memory.py builds T5-XXL from full_size.T5_XXL: CogVideoX's own encoder, shape for shape.
+    from transformers import T5Config, T5EncoderModel
+
+    with torch.device("meta"):
+        mine = T5EncoderModel(T5Config(**full_size.T5_XXL))
+    assert sum(p.numel() for p in mine.parameters()) == memory.parameters(cogvideox.MEMORY)["text_encoder"]
 
 
 @pytest.mark.parametrize("mode", ["none", "model", "sequential"])
@@ -232,17 +264,19 @@ def test_guidance_doubles_cogvideoxs_batch_but_wan_runs_two_calls():
         assert with_guidance == pytest.approx(factor * without, abs=1), name
 
 
-def test_wan_and_cogvideox_at_their_default_size_fit_no_mode_on_a_t4():
-    # By the CPU-calibrated figures, the VAE's decode of 480p frames alone is over what a T4 has
-    # (t2v_helpers.full_size; benchmarks/results/cpu-transformer-memory.json): auto takes the leanest mode and says so.
-    for name in ("wan", "cogvideox"):
-        profile, frames, height, width = PROFILES[name]
-        mode, reason, predictions = memory.choose_offload(T4_FREE, family=profile, frames=frames, height=height, width=width)
-        assert mode == "sequential" and "may not fit" in reason
-        assert not any(p.fits for p in predictions)
-        assert f"{frames} frames of {width}x{height}" in reason and "'none' would need" in reason
-        vae_phase = memory.weight_bytes(torch.float16, profile)["vae"] + memory.activations(profile, frames, height, width)[1]
-        assert predictions[1].peak == vae_phase
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_wan_and_cogvideox_never_fit_a_t4_whole(name, lean):
+    # Their weights alone (a 5-billion-parameter-class text encoder and a 1.4-2 billion transformer, float16)
+    # are over what a 15 GB T4 has free: auto offloads, model or sequential, whatever the video.
+    profile, frames, height, width = PROFILES[name]
+    mode, reason, predictions = memory.choose_offload(T4_FREE, family=profile, frames=frames, height=height, width=width, vae_slicing=lean)
+    assert not memory.fits(memory.Prediction("none", predictions[0].weights, predictions[0].weights, 0), T4_FREE)
+    assert mode in ("model", "sequential") and "'none' would need" in reason
+    fitting = [p.mode for p in predictions if p.fits]
+    assert mode == (fitting[0] if fitting else "sequential")
+    assert ("may not fit" in reason) == (not fitting)
+    assert f"{frames} frames of {width}x{height}" in reason
 
 
 def test_short_wan_videos_fit_a_t4_with_model_offload():

@@ -99,6 +99,13 @@ FIGURES = [
     Figure("notebooks/07_memory_and_speed.ipynb", "against {} GiB off", "benchmarks/results/cpu-forward-chunking.json", "peak_rss_median.off", ".2f", 2**-30),
     Figure("notebooks/07_memory_and_speed.ipynb", "load average between {} and", "benchmarks/results/cpu-forward-chunking.json", "load_after", ".0f"),
     Figure("notebooks/07_memory_and_speed.ipynb", "and {} on its 2 cores", "benchmarks/results/cpu-forward-chunking.json", "load_before", ".0f"),
+    # t2v_helpers/text_encoding.py
+    Figure("t2v_helpers/text_encoding.py", "in bfloat16 held {} GiB of RAM once loaded", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".2f", 2**-30),
+    Figure("t2v_helpers/text_encoding.py", "and peaked at {} GiB encoding one", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].peak_rss_encode", ".2f", 2**-30),
+    Figure("t2v_helpers/text_encoding.py", "encoding one {}-token prompt", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].prompt_tokens", "g"),
+    Figure("t2v_helpers/text_encoding.py", "the process held {} GiB. T5-XXL", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_free", ".2f", 2**-30),
+    Figure("t2v_helpers/text_encoding.py", "T5-XXL held {} GiB and", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".2f", 2**-30),
+    Figure("t2v_helpers/text_encoding.py", "peaked at {} GiB. Loading", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].peak_rss_encode", ".2f", 2**-30),
     # notebooks/08_make_it_fast.ipynb
     Figure("notebooks/08_make_it_fast.ipynb", '{} CPU cores that other jobs shared', "benchmarks/results/cpu-fast-full.json", "machine.cores", ".0f"),
     Figure("notebooks/08_make_it_fast.ipynb", '{} frames', "benchmarks/results/cpu-fast-full.json", "runs[0].frames", ".0f"),

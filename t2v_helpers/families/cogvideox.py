@@ -6,9 +6,12 @@ that a 3D causal VAE makes 8 times smaller in height and width and 4 times fewer
 DDIM schedule, 50 steps, guidance 6, videos of 49 frames at 720x480 played at 8 frames per second.
 """
 
+from functools import partial
+
 from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
 import torch
 
+from ..memory import Profile, chunked_vae, latent_tokens
 from . import Family, Model, step_end_callback
 
 # The default id. THUDM renamed its Hugging Face organisation to zai-org; both names reach the
@@ -297,6 +300,27 @@ def full_size_parameters():
     return {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
 
 
+# Activation bytes per byte of dtype, from `python benchmarks/transformer_memory.py` on the CPU
+# (benchmarks/results/cpu-transformer-memory.json; t2v_helpers.memory.calibrate_profile, rounded up):
+# the transformer's per token of one video, the VAE's per pixel decoded at once and per pixel of
+# every frame. GPU kernels keep other temporary buffers; t2v_helpers.memory keeps a margin.
+TRANSFORMER_PER_TOKEN = 50200
+VAE_PER_PIXEL = 11400
+VAE_PER_FRAME_PIXEL = 784
+# AutoencoderKLCogVideoX's tile with tiling on: half its sample size (tile_sample_min_height, _width).
+VAE_TILE = (VAE_CONFIG["sample_height"] // 2, VAE_CONFIG["sample_width"] // 2)
+
+MEMORY = Profile(
+    parts=_counted_parts,
+    denoiser="transformer",
+    # 4 frames a latent frame after the first, 2x2 patches of 8x8-pixel latents, and the prompt's tokens joined to them.
+    tokens=partial(latent_tokens, frames_per_latent=4, pixels_per_token=16, extra=TRANSFORMER_CONFIG["max_text_seq_length"]),
+    per_token=TRANSFORMER_PER_TOKEN,
+    vae=chunked_vae(VAE_PER_PIXEL, VAE_PER_FRAME_PIXEL, VAE_TILE),
+    source="cpu-transformer-memory",
+)
+
+
 FAMILY = Family(
     name="cogvideox",
     pipeline="CogVideoXPipeline",
@@ -333,5 +357,6 @@ FAMILY = Family(
     # Its VAE slices only across a batch of videos; tiling decodes each frame in overlapping tiles.
     vae_switches=("enable_tiling",),
     decode=_decode,
+    memory=MEMORY,
     about="CogVideoX: a diffusion transformer on a 3D VAE's latents, a T5 text encoder (226 tokens), 8 frames per second.",
 )

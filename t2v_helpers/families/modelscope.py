@@ -4,6 +4,8 @@ A 3D UNet denoises 4-channel latents 8 times smaller than the frames; a CLIP tex
 reads 77 tokens; DDPM noise (1000 steps) with classifier-free guidance.
 """
 
+from functools import partial
+
 from diffusers import (
     DDIMScheduler,
     DEISMultistepScheduler,
@@ -17,7 +19,7 @@ from diffusers import (
 )
 import torch
 
-from ..memory import Profile
+from ..memory import Profile, latent_tokens
 from ..tiny import TINY_VERSION, _save_model
 from . import Family, Model, legacy_callback
 
@@ -81,7 +83,7 @@ def _vae_activations(frames, height, width, slicing):
 MEMORY = Profile(
     parts=_memory_parts,
     denoiser="unet",
-    tokens=lambda frames, height, width: frames * (height // 8) * (width // 8),
+    tokens=partial(latent_tokens, frames_per_latent=1, pixels_per_token=8),
     per_token=UNET_ACTIVATION_PER_LATENT,
     vae=_vae_activations,
     source="cpu-full",
