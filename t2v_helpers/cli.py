@@ -138,7 +138,7 @@ def check_arguments(args, name_prompts="--prompts"):
     family, model = model_defaults(args.model)
     args.family = family
     if args.fast:
-        check_fast_family(family, model.name if find_model(args.model) else args.model)
+        check_fast_family(family, args.model)
         args.fast = check_style(args.fast)
         args.scheduler = "lcm"
     if args.steps is None:
