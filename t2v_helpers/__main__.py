@@ -10,6 +10,6 @@ from .cli import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    if argv[:1] != ["generate"]:
+    if argv[:1] not in (["generate"], ["upscale"]):
         argv = ["generate", *argv]
     sys.exit(main(argv, prog="python -m t2v_helpers"))

@@ -263,6 +263,7 @@ def build_parser(prog="t2v"):
         "model's weights, --model auto uses the built-in tiny model and says so (its videos are noise).",
     )
     add_generate_options(generate)
+    add_upscale_command(commands)
     return parser, generate
 
 
@@ -270,13 +271,101 @@ def main(argv=None, prog="t2v"):
     """Run the `t2v` command line; `argv` defaults to sys.argv[1:]. README: Command line."""
     parser, generate = build_parser(prog)
     args = parser.parse_args(argv)
+    run, subparser = (run_upscale, args.upscale_parser) if args.command == "upscale" else (run_generate, generate)
     if threading.current_thread() is not threading.main_thread():
-        return run_generate(args, generate)  # only the main thread may set signal handlers
+        return run(args, subparser)  # only the main thread may set signal handlers
     before = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        return run_generate(args, generate)
+        return run(args, subparser)
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+# --- t2v upscale (notebook 10) -------------------------------------------------------------------
+
+
+def add_upscale_command(commands):
+    """The `t2v upscale VIDEO --strength 0.6` subcommand: zeroscope_v2_XL's video-to-video pass. Notebook 10."""
+    from .upscale import STRENGTH, UPSCALER
+
+    upscale = commands.add_parser(
+        "upscale",
+        help="make a video sharper: resize it and re-denoise it with zeroscope_v2_XL (notebook 10)",
+        description="Resize a video's frames to the upscaler's size (1024x576 for zeroscope_v2_XL) and re-denoise them at "
+        "--strength. The prompt comes from the video's JSON sidecar unless --prompt gives one. With no GPU, or no way "
+        "to the model's weights, --model auto uses the built-in tiny-zeroscope-xl and says so (its videos are noise).",
+    )
+    upscale.add_argument("video", help="the video file to upscale, such as an MP4 that t2v generate wrote")
+    upscale.add_argument("--strength", type=float, default=STRENGTH,
+                         help=f"0 keeps the resized frames, 1 ignores them (default {STRENGTH}; the model card suggests 0.66 to 0.85)")
+    upscale.add_argument("--model", default="auto", help=f"'auto' (default: {UPSCALER!r} if a GPU and its weights are at hand, else 'tiny-zeroscope-xl'), or a model id or folder")
+    upscale.add_argument("--prompt", help="the prompt (default: the one in the video's sidecar; the model card says to use the same prompt)")
+    upscale.add_argument("--steps", type=_whole_number, default=25, help="denoising steps of the schedule; int(steps x strength) of them run (default 25)")
+    upscale.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
+    upscale.add_argument("--height", type=_whole_number, help="height of the upscaled video (default: the model's, 576)")
+    upscale.add_argument("--width", type=_whole_number, help="width of the upscaled video (default: the model's, 1024)")
+    upscale.add_argument("--out", default="outputs", help="folder for the MP4 and its JSON sidecar (default outputs)")
+    upscale.add_argument("--allow-pickle", action="store_true", help="also load pickle (.bin) weights; pickle can run any code, so use it only for a model you trust")
+    upscale.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    upscale.set_defaults(upscale_parser=upscale)
+    return upscale
+
+
+def check_upscale_arguments(args):
+    """Check the video, strength, prompt and settings before the model loads. README: Command line."""
+    from .families import family_named
+    from .upscale import _source, check_strength, steps_run
+
+    check_strength(args.strength)
+    frames, prompt, _, _ = _source(args.video)
+    args.prompt = prompt if args.prompt is None else args.prompt
+    if args.prompt is None:
+        raise SettingError("--prompt", None, "is needed: the video has no sidecar with its prompt", "the words that made the video", '--prompt "Spiderman is surfing"')
+    family = family_named("modelscope")
+    check_settings(None, args.prompt, args.steps, len(frames), args.height, args.width, family.guidance, args.seed, scheduler="dpm")
+    if args.strength > 0 and steps_run(args.steps, args.strength) == 0:
+        raise SettingError("--strength", args.strength, f"with --steps {args.steps} runs no denoising step", "a product of steps and strength of at least 1", "--steps 25")
+    if args.model != "auto":
+        check_model(args.model)
+    check_output_dir(args.out, name="--out", create=True)
+
+
+def run_upscale(args, parser):
+    """`t2v upscale`: check, load the upscaler, upscale and save with a sidecar; errors as in `t2v generate`. README: Command line."""
+    from .schedulers import set_scheduler
+    from .upscale import UPSCALER, load_upscaler, upscale, upscaler_for
+    from .video import save_video
+
+    checked = False
+    try:
+        check_upscale_arguments(args)
+        checked = True
+        model = args.model
+        if model == "auto":
+            model, why = default_model(UPSCALER)
+            if upscaler_for(model) != UPSCALER:
+                model = upscaler_for(model)
+                why += f" For upscaling that is {model!r}."
+            print(why)
+        pipe = load_upscaler(model, allow_pickle=args.allow_pickle)
+        set_scheduler(pipe, "dpm")
+        pipe.set_progress_bar_config(disable=True)
+        result = upscale(pipe, args.video, strength=args.strength, height=args.height, width=args.width, prompt=args.prompt, steps=args.steps, seed=args.seed)
+        saved = save_video(result, args.out)
+        print(f"Upscaled {len(result.frames)} frames to {result.settings['width']}x{result.settings['height']} in {result.elapsed_s:.1f} s")
+        for path in (saved.mp4, saved.sidecar):
+            print(f"Wrote {path}")
+    except USER_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
+        if not checked:
+            parser.print_usage(sys.stderr)
+        parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}\n")
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        parser.exit(EXIT_STOPPED, f"\n{parser.prog}: {STOPPED}\n")
+    return 0
 
 
 if __name__ == "__main__":

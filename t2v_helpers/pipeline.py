@@ -222,7 +222,7 @@ def model_family(model_id):
     return family
 
 
-def _not_available_message(model_id, error):
+def _not_available_message(model_id, error, tiny="tiny"):
     from huggingface_hub import constants, try_to_load_from_cache
 
     if constants.HF_HUB_OFFLINE:
@@ -240,7 +240,7 @@ def _not_available_message(model_id, error):
         f"Cannot load model {model_id!r}: it is {where} the local cache {constants.HF_HUB_CACHE} and {why}. "
         f"On a machine with internet, run `hf download {model_id}` and copy the folder {folder} from its "
         f"cache (~/.cache/huggingface/hub) into {constants.HF_HUB_CACHE} here, {retry}. "
-        f"To follow along without it, use the tiny model: load_pipeline('tiny'). (diffusers said: {detail})"
+        f"To follow along without it, use the tiny model: load_pipeline({tiny!r}). (diffusers said: {detail})"
     )
 
 
@@ -300,7 +300,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     try:
         family = model_family(model_id)
     except OSError as error:  # an unlisted hub id whose model_index.json cannot be fetched
-        raise ModelNotAvailableError(_not_available_message(str(model_id), error)) from error
+        raise ModelNotAvailableError(_not_available_message(path, error)) from error
     model = find_model(model_id) or family.models[0]
     runtime = choose_runtime(offload, dtype, model)
     if local and not allow_pickle:
@@ -331,7 +331,8 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
             ) from error
         if not isinstance(error, (OSError, ValueError)):  # ValueError: some files missing, as after a cut download
             raise
-        raise ModelNotAvailableError(_not_available_message(model_id, error)) from error
+        tiny = next(m.name for m in family.models if m.tiny)
+        raise ModelNotAvailableError(_not_available_message(path, error, tiny)) from error
     place(pipe, runtime.offload, runtime.device, vae_slicing)
     pipe.t2v_model_id = model_id
     pipe.t2v_runtime = runtime

@@ -173,6 +173,9 @@ class Studio:
         self.load(dict(start, seed=seed, scheduler=scheduler, height=height, width=width, fps=fps))
 
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.upscale_button = widgets.Button(description="Upscale", icon="expand", disabled=True,
+                                             tooltip="Make the newest video sharper with zeroscope's video-to-video model (notebook 10)")
+        self.upscaler = None  # loaded at the first Upscale click
         self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="progress", style=_LABEL)
         self.elapsed = widgets.Label(value="")
         self.message = widgets.HTML(value="")
@@ -184,6 +187,8 @@ class Studio:
         self.random_seed_button.on_click(self.random_seed)
         self.scheduler.observe(self._fast_defaults, names="value")
         self.generate_button.on_click(self.make_video)
+        self.upscale_button.on_click(self.upscale_last)
+        self.history_box.observe(lambda _change: setattr(self.upscale_button, "disabled", not self.history), "children")
         for name in CONTROLS:  # an error message describes the old values: a changed control clears it
             getattr(self, name).observe(self._clear_error, "value")
         # Stable class names for the browser test and for anyone who styles the studio.
@@ -207,7 +212,7 @@ class Studio:
                         widgets.VBox([widgets.HBox([self.seed, self.random_seed_button]), self.scheduler, self.height, self.width]),
                     ]
                 ),
-                widgets.HBox([self.generate_button, self.progress, self.elapsed]),
+                widgets.HBox([self.generate_button, self.upscale_button, self.progress, self.elapsed]),
                 self.message,
                 self.video,
                 self.files,
@@ -356,6 +361,59 @@ class Studio:
         self.history_box.children = (self._card(entry), *self.history_box.children)
         self.show(entry)
         self._say(f"Made video #{entry.number} (seed {result.seed}).", warning=_notes(caught))
+        return entry
+
+    def upscale_last(self, _button=None):
+        """Upscale the newest video (twice its size, up to 1024x576) and add it to the history: the Upscale button. Notebook 10.
+
+        It loads zeroscope_v2_XL (or, after a tiny model, its tiny copy) at the first click, and
+        re-denoises at strength 0.6 with the video's own prompt, seed and steps. Errors are shown
+        in the studio and kept in `last_error`, as Generate's are; an interrupt saves nothing.
+        """
+        from .upscale import STRENGTH, load_upscaler, steps_run, upscale, upscaled_size, upscaler_for
+
+        if self._busy or not self.history:
+            return None
+        self._busy = True
+        self.generate_button.disabled = self.upscale_button.disabled = True
+        source = self.history[-1]
+        values = dict(source.values)
+        self.progress.value, self.progress.bar_style = 0, "info"
+        self._say(f"Upscaling video #{source.number}…")
+
+        def on_step(step, steps, latents):
+            self.progress.max, self.progress.value = steps, step
+
+        try:
+            with _interruptible():
+                if self.upscaler is None:
+                    self.upscaler = load_upscaler(upscaler_for(getattr(self.pipe, "t2v_model_id", "")), verbose=False)
+                values["height"], values["width"] = upscaled_size(values["height"], values["width"], self.upscaler)
+                self.progress.max = max(1, steps_run(values["steps"], STRENGTH))
+                result = upscale(self.upscaler, source.mp4, height=values["height"], width=values["width"], prompt=values["prompt"],
+                                 steps=values["steps"], seed=values["seed"], on_step=on_step)
+                saved = save_video(result, self.out_dir, fps=values["fps"])
+        except Exception as error:  # shown in the studio, kept in last_error: never lost
+            self.last_error = error
+            self.progress.bar_style = "danger"
+            self._say(self._explain(error, values), error=True)
+            return None
+        except BaseException:
+            self.progress.bar_style = "warning"
+            self._say(f"Stopped upscaling video #{source.number}; nothing was saved.", error=True)
+            raise
+        finally:
+            self._busy = False
+            self.generate_button.disabled = False
+            self.upscale_button.disabled = not self.history
+        self.last_error = None
+        self.progress.bar_style = "success"
+        self.elapsed.value = f"{len(result.frames)} frames upscaled in {result.elapsed_s:.1f} s"
+        entry = HistoryEntry(len(self.history) + 1, values, saved.mp4, saved.sidecar, result.elapsed_s, _thumbnail(result.frames))
+        self.history.append(entry)
+        self.history_box.children = (self._card(entry), *self.history_box.children)
+        self.show(entry)
+        self._say(f"Made video #{entry.number}: video #{source.number} upscaled to {values['width']}×{values['height']} at strength {STRENGTH}.")
         return entry
 
     def _explain(self, error, values):

@@ -275,7 +275,7 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
     limits = family.step_limits
     limit = limits.get(name, MAX_STEPS)
     if name in limits and _is_whole(steps) and steps > limit:
-        allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (more steps fail or give NaN frames)"
+        allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (its most: more steps fail, give NaN frames, or pass the model's training steps)"
         raise SettingError("steps", steps, "is more than this scheduler can take", allowed, f"steps={limit}")
     checked["steps"] = check_whole_number("steps", steps, 1, limit, min(family.steps, limit))
     checked["frames"] = check_frames(frames, family)

@@ -126,6 +126,24 @@ FIGURES = [
     Figure("notebooks/09_move_to_wan.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
     Figure("notebooks/09_move_to_wan.ipynb", "which held {} GiB in this project's CPU measurement (Step 6)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
     Figure("notebooks/09_move_to_wan.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
+    # notebooks/10_make_it_sharper.ipynb
+    Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, ", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.none", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "{} GiB with model offload and", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.model", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "{} GiB with sequential offload. With the margin", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.sequential", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "on a GPU with {} GiB (gibibytes) free", "benchmarks/results/upscale-memory.json", "free_gib", ".0f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "the XL pass at up to {} frames with model offload", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.model", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "or {} with sequential offload (much slower)", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.sequential", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "real heights and widths ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", " frames, {} steps, strength", "benchmarks/results/cpu-upscale-costs.json", "setting.steps", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "The second pass took {} times as long as the first", "benchmarks/results/cpu-upscale-costs.json", "ratio_median", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "(median of {} pairs,", "benchmarks/results/cpu-upscale-costs.json", "setting.rounds", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "pairs, spread {} to", "benchmarks/results/cpu-upscale-costs.json", "ratio_min", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", " to {}), though it ran only", "benchmarks/results/cpu-upscale-costs.json", "ratio_max", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "though it ran only {} of its", "benchmarks/results/cpu-upscale-costs.json", "setting.upscale_steps_run", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "shared the machine's {} cores", "benchmarks/results/cpu-upscale-costs.json", "machine.cores", "g"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "(load average {} before,", "benchmarks/results/cpu-upscale-costs.json", "load_before", ".1f"),
+    Figure("notebooks/10_make_it_sharper.ipynb", "before, {} after): take", "benchmarks/results/cpu-upscale-costs.json", "load_after", ".1f"),
 ]
 
 

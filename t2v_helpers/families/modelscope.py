@@ -97,6 +97,13 @@ def _decode(pipe, latents):
     return pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
 
 
+
+def _build_tiny_upscaler(folder):
+    from ..upscale import save_tiny_upscaler  # here: the upscale module imports the families
+
+    save_tiny_upscaler(folder)
+
+
 FAMILY = Family(
     name="modelscope",
     pipeline="TextToVideoSDPipeline",
@@ -110,6 +117,21 @@ FAMILY = Family(
         Model(
             "tiny", "tiny", "modelscope", 256, 256, 16, variant="fp16", build=_save_model, version=TINY_VERSION,
             about="A tiny random-weight copy of the ModelScope model, built in code: its videos are noise.",
+        ),
+        # zeroscope v2 (2023), ModelScope fine-tunes with the same pipeline; sizes and frame counts from
+        # their model cards ("at 24 frames, 576x320" and "at 24 frames, 1024x576"). Their repositories
+        # keep float16 weights in files without a variant suffix, so no variant is asked for.
+        Model(
+            "zeroscope", "cerspense/zeroscope_v2_576w", "modelscope", 320, 576, 24,
+            about="zeroscope_v2_576w (2023), a ModelScope fine-tune trained on 24 frames of 576x320: the fast first pass of notebook 10.",
+        ),
+        Model(
+            "zeroscope-xl", "cerspense/zeroscope_v2_XL", "modelscope", 576, 1024, 24,
+            about="zeroscope_v2_XL (2023), a ModelScope fine-tune trained on 24 frames of 1024x576, made to upscale zeroscope's videos (notebook 10).",
+        ),
+        Model(
+            "tiny-zeroscope-xl", "tiny-zeroscope-xl", "modelscope", 576, 1024, 24, build=_build_tiny_upscaler, version=1,
+            about="A tiny random-weight model laid out like zeroscope_v2_XL (its model_index.json names VideoToVideoSDPipeline): its videos are noise.",
         ),
     ),
     fps=8,  # the rate ModelScope's own pipeline writes the model's videos at (16 frames = 2 s)

@@ -1,0 +1,322 @@
+"""Sharper videos in two passes: make a small video, then upscale it with zeroscope's video-to-video model. Notebook 10.
+
+The first pass makes the video at a size the model is fast at (576x320 with
+`cerspense/zeroscope_v2_576w`). The second resizes its frames to 1024x576, adds noise to
+them and lets `cerspense/zeroscope_v2_XL` denoise part of the way back: `strength` says
+how far (0 keeps the resized frames, 1 starts from pure noise and ignores them).
+"""
+
+import inspect
+import json
+import logging
+import math
+import numbers
+import secrets
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import GPUMemoryError, SettingError, shorten
+from .families import family_of, model_of
+from .generate import CPU_OUT_OF_MEMORY, VideoResult, _check_finite, _memory_kind, _progress_bar, leaner_settings
+from .schedulers import scheduler_name
+from .validate import MAX_FRAMES, MAX_SEED, check_settings
+from .video import to_uint8
+
+UPSCALER = "zeroscope-xl"
+STRENGTH = 0.6  # diffusers' default for VideoToVideoSDPipeline; zeroscope_v2_XL's card suggests 0.66 to 0.85
+MAX_VIDEO_BYTES = 2**30  # decoded 8-bit RGB frames read from a file: 1 GiB, about 600 frames of 1024x576
+MAX_SIDECAR_BYTES = 1_000_000
+VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or the path of a video file such as an MP4"
+
+
+def upscaler_for(model):
+    """The upscaler to use after `model` (a name): the tiny XL model after a tiny model, else zeroscope_v2_XL. Notebook 10."""
+    from .families import find_model
+
+    listed = find_model(model) if isinstance(model, str) else None
+    return "tiny-zeroscope-xl" if listed is not None and listed.tiny else UPSCALER
+
+
+def upscaled_size(height, width, pipe):
+    """Twice `height` x `width` (multiples of 8), or the upscaler's own size if that is smaller: the studio's target. Notebook 10."""
+    model = model_of(pipe)
+    if 2 * height > model.height or 2 * width > model.width:
+        return model.height, model.width
+    return 2 * height // 8 * 8, 2 * width // 8 * 8
+
+
+def save_tiny_upscaler(folder):
+    """Write a tiny random video-to-video model into `folder`, laid out like zeroscope_v2_XL. Notebook 10.
+
+    The parts are the tiny ModelScope model's (t2v_helpers.tiny); its model_index.json names
+    VideoToVideoSDPipeline, as the real repository's does, and its weights are float16 in
+    files without a variant suffix, as the real ones are.
+    """
+    from diffusers import VideoToVideoSDPipeline
+
+    from .tiny import REAL_SCHEDULER_CONFIG, _components, _tokenizer
+
+    folder = Path(folder)
+    with _quiet_deprecation():
+        pipe = VideoToVideoSDPipeline(tokenizer=_tokenizer(), **_components())
+    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    config = folder / "scheduler" / "scheduler_config.json"
+    version = json.loads(config.read_text())["_diffusers_version"]
+    config.write_text(json.dumps({**REAL_SCHEDULER_CONFIG, "_diffusers_version": version}, indent=2) + "\n")
+
+
+@contextmanager
+def _quiet_deprecation():
+    # diffusers says on every construction that VideoToVideoSDPipeline gets no more fixes; notebook 10 says it once in words.
+    from .pipeline import _DropNotice
+
+    notice = _DropNotice("The VideoToVideoSDPipeline has been deprecated")
+    logger = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
+def as_upscaler(pipe):
+    """A VideoToVideoSDPipeline sharing `pipe`'s parts (no second copy in memory), placed as `pipe` was. Notebook 10.
+
+    On a GPU it also turns on the zeroscope_v2_XL card's memory switch, forward chunking of the
+    UNet's feed-forward layers one frame at a time (slower, leaner); VAE slicing stays as it was.
+    """
+    from diffusers import VideoToVideoSDPipeline
+
+    if isinstance(pipe, VideoToVideoSDPipeline):
+        return pipe
+    needed = set(inspect.signature(VideoToVideoSDPipeline.__init__).parameters) - {"self"}
+    parts = getattr(pipe, "components", None)
+    if not isinstance(parts, dict) or set(parts) != needed:
+        shown = type(pipe).__name__ if parts is not None else pipe
+        raise SettingError("pipe", shown, f"does not have the parts of a VideoToVideoSDPipeline ({', '.join(sorted(needed))})",
+                           "an upscaler from load_upscaler(), a ModelScope-family pipeline, or a model name", "load_upscaler('zeroscope-xl')")
+    with _quiet_deprecation():
+        upscaler = VideoToVideoSDPipeline(**pipe.components)
+    runtime = getattr(pipe, "t2v_runtime", None)
+    if runtime is not None and runtime.offload == "model":
+        upscaler.enable_model_cpu_offload()  # the offload hooks now belong to the new pipeline, which offloads after each call
+    if runtime is not None and runtime.device == "cuda":
+        upscaler.unet.enable_forward_chunking(chunk_size=1, dim=1)
+    for name in ("t2v_model_id", "t2v_runtime"):
+        if hasattr(pipe, name):
+            setattr(upscaler, name, getattr(pipe, name))
+    upscaler.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    return upscaler
+
+
+def load_upscaler(model=UPSCALER, *, offload="auto", dtype=None, verbose=True, allow_pickle=False):
+    """Load a video-to-video upscaler ('zeroscope-xl' or 'tiny-zeroscope-xl', or a folder or hub id). Notebook 10.
+
+    It loads like `t2v.load_pipeline` (whose `offload="auto"` predicts the memory of the model's
+    own 24 frames of 1024x576) and returns `as_upscaler` of it: on a GPU with VAE slicing and
+    forward chunking, on a CPU plain.
+    """
+    from .pipeline import load_pipeline
+
+    return as_upscaler(load_pipeline(model, offload=offload, dtype=dtype, verbose=verbose, allow_pickle=allow_pickle))
+
+
+def check_strength(strength):
+    """Return `strength` as a float if it is a number from 0 to 1, else raise SettingError. Notebook 10."""
+    if isinstance(strength, numbers.Real) and not isinstance(strength, bool) and 0 <= strength <= 1:
+        return float(strength)
+    allowed = "a number from 0 (keep the input frames) to 1 (ignore them); zeroscope_v2_XL's card suggests 0.66 to 0.85"
+    if isinstance(strength, str):
+        problem = "is text, not a number"
+    elif isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength):
+        problem = "is out of range"
+    else:
+        problem = "is not a number"
+    raise SettingError("strength", strength, problem, allowed, f"strength={STRENGTH}")
+
+
+def steps_run(steps, strength):
+    """How many denoising steps the video-to-video pipeline runs: the last int(steps x strength) of `steps`. Notebook 10."""
+    return min(int(steps * strength), steps)
+
+
+def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
+    """The frames (frames, height, width, 3; float32 in 0..1) and fps of a video file. Notebook 10.
+
+    A missing, empty or unreadable file, or one longer than `max_frames` or larger than
+    `max_bytes` once decoded (8-bit RGB), raises SettingError; reading stops there, so a long
+    film given by mistake cannot fill the memory.
+    """
+    import imageio_ffmpeg
+
+    allowed = "a video file ffmpeg reads, such as an MP4 that t2v.save_video wrote"
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise SettingError("video", path, "is not a file name", allowed, "video='outputs/spiderman-is-surfing-seed0.mp4'")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise SettingError("video", str(path), problem, allowed, "the path of an MP4 (ls outputs/*.mp4 lists them)")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = []
+        for data in reader:
+            if len(frames) == max_frames or (len(frames) + 1) * len(data) > max_bytes:
+                reader.close()
+                allowed = f"videos of up to {max_frames} frames and {max_bytes / 2**30:g} GiB as RGB frames ({len(data) / 2**20:.1f} MiB each here)"
+                raise SettingError("video", str(path), f"is longer than this helper reads ({len(frames)} frames so far)", allowed, "a shorter clip, such as the first 2 seconds (ffmpeg -t 2)")
+            frames.append(np.frombuffer(data, np.uint8).reshape(height, width, 3))
+    except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as error:
+        if isinstance(error, SettingError):
+            raise
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        raise SettingError("video", str(path), f"cannot be read as a video ({shorten(reason, 120)})", allowed, "another file") from None
+    if not frames:
+        raise SettingError("video", str(path), "holds no frames", allowed, "another file")
+    return np.stack(frames).astype(np.float32) / 255, float(meta.get("fps") or 0)
+
+
+def resize(frames, height, width):
+    """Frames resized to `height` x `width` with Lanczos filtering (PIL), as float32 in 0..1. Notebook 10."""
+    from PIL import Image
+
+    frames = to_uint8(frames)
+    if frames.shape[1:3] == (height, width):
+        return frames.astype(np.float32) / 255
+    resized = [np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS)) for frame in frames]
+    return np.stack(resized).astype(np.float32) / 255
+
+
+def _source(video):
+    """(frames, prompt or None, fps or None, a record of where the frames came from) for any VIDEO_INPUT."""
+    if isinstance(video, VideoResult):
+        record = {"prompt": video.prompt, "seed": video.seed, "settings": video.settings}
+        return video.frames, video.prompt, video.settings.get("fps"), record
+    if isinstance(video, (str, Path)):
+        frames, fps = read_video(video)
+        sidecar = Path(video).expanduser().with_suffix(".json")
+        prompt = None
+        try:  # the sidecar save_video wrote beside it holds the prompt that made it (a few kB; more is not one)
+            with open(sidecar, "rb") as file:
+                prompt = json.loads(file.read(MAX_SIDECAR_BYTES + 1)).get("prompt")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            pass
+        return frames, prompt if isinstance(prompt, str) else None, fps or None, {"file": str(video)}
+    if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)):
+        frames = to_uint8(video).astype(np.float32) / 255
+        return frames, None, None, {"frames": list(frames.shape)}
+    raise SettingError("video", video, "is not a video", VIDEO_INPUT, "video=result, the VideoResult t2v.generate returned")
+
+
+def upscale(
+    pipe,
+    video,
+    *,
+    strength=STRENGTH,
+    height=None,
+    width=None,
+    prompt=None,
+    negative_prompt=None,
+    steps=None,
+    guidance=None,
+    seed=0,
+    on_step=None,
+):
+    """Upscale a video: resize its frames, then re-denoise them with a video-to-video model at `strength`. Notebook 10.
+
+    `pipe` is an upscaler (`load_upscaler`), any ModelScope-family pipeline (its parts are
+    reused), or a model name to load. `video` is a VideoResult, an array of frames, or a video
+    file (its sidecar's prompt is used). `height`/`width` default to the model's size (1024x576
+    for zeroscope_v2_XL), `prompt` to the video's own, `steps` and `guidance` to the family's.
+    The pipeline runs the last int(steps x strength) steps of the schedule; strength 0 returns
+    the resized frames without running the model. Returns a VideoResult whose settings record
+    the strength and where the frames came from, so that `t2v.save_video`'s sidecar holds them.
+    """
+    strength = check_strength(strength)
+    frames, own_prompt, fps, source = _source(video)
+    prompt = own_prompt if prompt is None else prompt
+    if prompt is None:
+        raise SettingError("prompt", None, "is needed: this video has no prompt of its own (no VideoResult or sidecar)",
+                           "the words that made the video (zeroscope_v2_XL's card: use the same prompt)", "prompt='Spiderman is surfing'")
+    if isinstance(pipe, str):
+        pipe = load_upscaler(pipe)
+    pipe = as_upscaler(pipe)
+    family, model = family_of(pipe), model_of(pipe)
+    checked = check_settings(
+        pipe, prompt, family.steps if steps is None else steps, len(frames), model.height if height is None else height,
+        model.width if width is None else width, family.guidance if guidance is None else guidance, seed, negative_prompt,
+    )
+    prompt, negative_prompt, steps, height, width = (checked[k] for k in ("prompt", "negative_prompt", "steps", "height", "width"))
+    guidance, seed = checked["guidance"], checked["seed"]
+    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+    runs = steps_run(steps, strength)
+    if strength > 0 and runs == 0:
+        raise SettingError(
+            "strength", strength, f"with steps={steps} runs no denoising step (the pipeline runs int(steps x strength))",
+            "strength 0, or a strength and steps whose product is at least 1", f"steps={math.ceil(1 / strength)} or strength=0",
+        )
+    start = time.perf_counter()
+    resized = resize(frames, height, width)
+    if runs:
+        resized = _denoise(pipe, prompt, negative_prompt, resized, strength, steps, runs, guidance, seed, on_step)
+        _check_finite(pipe, resized, steps)
+    settings = dict(
+        model=getattr(pipe, "t2v_model_id", pipe.name_or_path),
+        negative_prompt=negative_prompt or "",
+        strength=strength,
+        steps=steps,
+        steps_run=runs,
+        frames=len(resized),
+        height=height,
+        width=width,
+        guidance=guidance,
+        scheduler=scheduler_name(pipe),
+        fps=fps or family.fps,
+        upscaled_from=source,
+    )
+    return VideoResult(resized, prompt, seed, settings, time.perf_counter() - start)
+
+
+def _denoise(pipe, prompt, negative_prompt, frames, strength, steps, runs, guidance, seed, on_step):
+    bar = _progress_bar(pipe, runs)
+    done = []
+
+    def callback(latents):
+        done.append(1)
+        bar.update(1)
+        if on_step:
+            on_step(len(done), runs, latents)
+
+    own_config = getattr(pipe, "_progress_bar_config", {})
+    pipe.set_progress_bar_config(**{**own_config, "disable": True})  # ours is the one bar
+    try:
+        output = pipe(
+            prompt,
+            video=list(frames),
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            negative_prompt=negative_prompt,
+            generator=torch.Generator("cpu").manual_seed(seed),  # the same noise on every device
+            output_type="np",
+            **family_of(pipe).on_step(callback),
+        )
+        return output.frames[0]
+    except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError too
+        if not isinstance(error, torch.OutOfMemoryError) and CPU_OUT_OF_MEMORY not in str(error):
+            raise
+        message = (str(error).strip() or "out of memory").splitlines()[0][:200]
+    finally:
+        bar.close()
+        pipe.set_progress_bar_config(**own_config)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    where = _memory_kind(message)
+    tips = "; ".join(leaner_settings(pipe, len(frames), *frames.shape[1:3], gpu=where == "GPU"))
+    raise GPUMemoryError(f"The {where} ran out of memory upscaling {len(frames)} frames to {frames.shape[2]}x{frames.shape[1]} ({message}). "
+                         f"Each of these needs less memory: {tips}.")
