@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/text_encoder_memory.py [umt5-xxl] [t5-xxl]
 
 Each encoder runs in its own fresh process, one after the other, never both at once. The
-process builds the encoder on the meta device (shapes only), gives it random bfloat16
-weights in place (no float32 copy), encodes one prompt padded to the length its pipeline
+process builds the encoder on the meta device (shapes only) from its family's config,
+gives it random bfloat16 weights in place (no float32 copy, t2v_helpers.full_size), encodes one prompt padded to the length its pipeline
 uses (512 tokens for Wan, 226 for CogVideoX), puts it in its diffusers pipeline (the
 other parts left out) and frees it there with t2v_helpers.text_encoding.free_text_encoder,
 the step `encode_then_free` ends with. It records the peak RSS (resident set size: the RAM
@@ -21,11 +21,7 @@ import sys
 import time
 from datetime import date
 
-ENCODERS = {
-    # name: (config in t2v_helpers.full_size, transformers class, prompt length its pipeline pads to, diffusers pipeline)
-    "umt5-xxl": ("UMT5_XXL", "UMT5EncoderModel", 512, "WanPipeline"),
-    "t5-xxl": ("T5_XXL", "T5EncoderModel", 226, "CogVideoXPipeline"),
-}
+ENCODERS = {"umt5-xxl": "wan", "t5-xxl": "cogvideox"}  # encoder: the family whose text encoder it is
 DTYPE = "bfloat16"
 PROMPT_TOKENS = 16  # a short prompt's real tokens; the rest is padding the mask hides
 
@@ -40,19 +36,20 @@ def child(name):
 
     import diffusers
     import torch
-    import transformers
 
-    from t2v_helpers import full_size
     from t2v_helpers.bench import _reset_peak_rss, _rss_bytes
+    from t2v_helpers.families import family_named
+    from t2v_helpers.full_size import materialize
+    from t2v_helpers.memory import profile_of
     from t2v_helpers.text_encoding import free_text_encoder
 
-    config_name, class_name, tokens, pipeline_name = ENCODERS[name]
-    config_class = getattr(transformers, class_name.replace("EncoderModel", "Config"))
+    family = family_named(ENCODERS[name])
+    tokens = family.max_tokens  # the length its pipeline pads every prompt to
     result = dict(encoder=name, dtype=DTYPE, prompt_tokens=tokens, rss_before_load=_rss_bytes("VmRSS"))
     start = time.perf_counter()
     with torch.device("meta"):
-        encoder = getattr(transformers, class_name)(config_class(**getattr(full_size, config_name)))
-    encoder = full_size.materialize(encoder, getattr(torch, DTYPE))
+        encoder = profile_of(family).parts()["text_encoder"]
+    encoder = materialize(encoder, getattr(torch, DTYPE))
     result.update(
         load_s=time.perf_counter() - start,
         parameters=sum(p.numel() for p in encoder.parameters()),
@@ -66,7 +63,7 @@ def child(name):
     with torch.inference_mode():
         embeddings = encoder(ids, mask).last_hidden_state
     result.update(encode_s=time.perf_counter() - start, embeddings_shape=list(embeddings.shape), peak_rss_encode=_rss_bytes("VmHWM"))
-    pipeline = getattr(diffusers, pipeline_name)
+    pipeline = getattr(diffusers, family.pipeline)
     others = [n for n in inspect.signature(pipeline.__init__).parameters if n not in ("self", "text_encoder")]
     pipe = pipeline(text_encoder=encoder, **dict.fromkeys(others))
     del encoder  # the pipeline holds the only reference, as after loading
@@ -114,7 +111,7 @@ def main(names):
         date=date.today().isoformat(),
         machine=machine(),
         notes=[
-            "Random weights of the real shapes (t2v_helpers.full_size), built on the meta device and filled in place in bfloat16: "
+            "Random weights of the real shapes (the family's config), built on the meta device and filled in place in bfloat16: "
             "no float32 copy and no file reader, so loading real weights can peak higher than 'peak_rss_load'.",
             "One encoder per fresh process, one after the other. RSS = resident set size (VmRSS); peaks are VmHWM, reset after loading.",
             "'rss_before_free' / 'rss_after_free': the process's RSS with the encoder in its pipeline, and after "

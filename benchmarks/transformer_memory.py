@@ -3,11 +3,16 @@
     .venv/bin/python benchmarks/transformer_memory.py
 
 Each measurement runs in its own fresh process: it builds one part on the meta device from
-its real config (t2v_helpers.full_size), gives it random weights in place, makes random
+its real config (its family's memory profile), gives it random weights in place (t2v_helpers.full_size), makes random
 inputs of a small latent size, and records the RSS (resident set size) after that and the
 peak RSS (VmHWM) during one call. Peak minus RSS before the call is the activation memory,
 from which t2v_helpers.memory.calibrate_profile derives the coefficients of each family's
 memory profile. Two sizes per part separate what grows with the size from what is fixed.
+
+Each process runs with MALLOC_MMAP_THRESHOLD_=65536: glibc then gives every freed buffer of
+64 KiB or more back to the system at once, so the peak RSS follows the tensors alive at each
+moment (by default glibc raises that threshold as it goes and keeps freed buffers of up to
+32 MiB in its heap, which makes the peak grow with every chunk a VAE decodes).
 
 These are CPU figures: CUDA kernels keep different temporary buffers (and diffusers picks
 other attention kernels there), so the predictions built on them keep a margin. Sizes are
@@ -34,20 +39,22 @@ RUNS = [
     ("cogvideox", "vae", "bfloat16", 3, 20, 30),
     ("cogvideox", "vae", "bfloat16", 5, 20, 30),
 ]
+ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}  # see the module docstring
 TEXT_TOKENS = {"wan": 512, "cogvideox": 226}  # prompt embeddings each pipeline passes
 
 
 def child(family, part, dtype, frames, height, width):
     import torch
 
-    from t2v_helpers import full_size
     from t2v_helpers.bench import _reset_peak_rss, _rss_bytes
+    from t2v_helpers.full_size import materialize
+    from t2v_helpers.memory import profile_of
 
     dtype = getattr(torch, dtype)
     start = time.perf_counter()
     with torch.device("meta"):
-        module = {"wan": full_size.wan_parts, "cogvideox": full_size.cogvideox_parts}[family]()[part]
-    module = full_size.materialize(module, dtype)
+        module = profile_of(family).parts()[part]
+    module = materialize(module, dtype)
     generator = torch.Generator().manual_seed(0)
     latents = torch.randn(1, 16, frames, height, width, generator=generator).to(dtype)
     if part == "transformer":
@@ -79,7 +86,7 @@ def main():
     for spec in RUNS:
         command = [sys.executable, __file__, "--child", json.dumps(spec)]
         load_before = os.getloadavg()[0]
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **ENV))
         if done.returncode != 0:
             runs.append(dict(spec=spec, error=(done.stderr.strip().splitlines() or ["no output"])[-1], load_before=load_before))
             print(spec, "failed:", runs[-1]["error"], flush=True)
@@ -98,13 +105,16 @@ def main():
         machine=machine(),
         notes=[
             "CPU figures: CUDA kernels keep different temporary buffers, so t2v_helpers.memory keeps a margin on top of what these give.",
-            "Random weights of the real shapes (t2v_helpers.full_size); one call per fresh process; batch 1; "
+            "Random weights of the real shapes (each family's profile builds its parts; t2v_helpers.full_size fills them); one call per fresh process; batch 1; "
             "activation_bytes = peak RSS during the call (VmHWM, reset just before) - RSS before it.",
             "Transformers: prompt embeddings of the length each pipeline passes (Wan 512 tokens, CogVideoX 226). "
             "VAEs: one decode of the whole latent video, Wan's in float32 as its pipeline keeps it.",
+            "Each process ran with MALLOC_MMAP_THRESHOLD_=65536, so glibc returns freed buffers of 64 KiB and more at once "
+            "and the peak RSS follows the live tensors (see the script's docstring).",
             "Load average is the 1-minute load of the machine, shared with other jobs (2 cores).",
         ],
         command=" ".join([sys.executable, *sys.argv]),
+        environment=ENV,
         runs=runs,
     )
     print("wrote", save_results(results, "cpu-transformer-memory"))

@@ -57,10 +57,10 @@ def test_a_freed_encoder_is_said_so():
 
 def test_the_module_tells_the_sizes_as_counted():
     # "UMT5-XXL, 5.7 billion parameters ... four times the parameters of its transformer, and CogVideoX-2B's nearly three times"
-    from t2v_helpers import full_size, memory, text_encoding
-    from t2v_helpers.families import cogvideox
+    from t2v_helpers import memory, text_encoding
+    from t2v_helpers.families import cogvideox, wan
 
-    wan, cog = memory.parameters(full_size.WAN_MEMORY), memory.parameters(cogvideox.MEMORY)
-    assert f"{wan['text_encoder'] / 1e9:.1f} billion parameters" in text_encoding.__doc__.replace("\n", " ")
-    assert round(wan["text_encoder"] / wan["transformer"]) == 4
-    assert 2.7 < cog["text_encoder"] / cog["transformer"] < 3
+    wan_counts, cog_counts = memory.parameters(wan.MEMORY), memory.parameters(cogvideox.MEMORY)
+    assert f"{wan_counts['text_encoder'] / 1e9:.1f} billion parameters" in text_encoding.__doc__.replace("\n", " ")
+    assert round(wan_counts["text_encoder"] / wan_counts["transformer"]) == 4
+    assert 2.7 < cog_counts["text_encoder"] / cog_counts["transformer"] < 3

@@ -304,9 +304,9 @@ def full_size_parameters():
 # (benchmarks/results/cpu-transformer-memory.json; t2v_helpers.memory.calibrate_profile, rounded up):
 # the transformer's per token of one video, the VAE's per pixel decoded at once and per pixel of
 # every frame. GPU kernels keep other temporary buffers; t2v_helpers.memory keeps a margin.
-TRANSFORMER_PER_TOKEN = 50200
-VAE_PER_PIXEL = 11400
-VAE_PER_FRAME_PIXEL = 784
+TRANSFORMER_PER_TOKEN = 33000
+VAE_PER_PIXEL = 11000
+VAE_PER_FRAME_PIXEL = 720
 # AutoencoderKLCogVideoX's tile with tiling on: half its sample size (tile_sample_min_height, _width).
 VAE_TILE = (VAE_CONFIG["sample_height"] // 2, VAE_CONFIG["sample_width"] // 2)
 

@@ -14,11 +14,12 @@ Sources, quoted below where used:
   scripts/convert_wan_to_diffusers.py, which wrote the repository's configs.
 """
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import torch
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
+from ..memory import Profile, chunked_vae, latent_tokens
 from . import Family, Model, step_end_callback
 
 REPOSITORY = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
@@ -258,6 +259,29 @@ def full_size_parameters():
     return {name: sum(p.numel() for p in part.parameters()) for name, part in _full_size_parts().items()}
 
 
+# Activation bytes per byte of dtype, from `python benchmarks/transformer_memory.py` on the CPU
+# (benchmarks/results/cpu-transformer-memory.json; t2v_helpers.memory.calibrate_profile, rounded up):
+# the transformer's per token of one video, the VAE's per pixel decoded at once and per pixel of
+# every frame. GPU kernels keep other temporary buffers; t2v_helpers.memory keeps a margin.
+TRANSFORMER_PER_TOKEN = 35500
+VAE_PER_PIXEL = 5140
+VAE_PER_FRAME_PIXEL = 29.5
+VAE_TILE = (256, 256)  # AutoencoderKLWan's tile (tile_sample_min_height, _width) with tiling on
+FLOAT32_PARTS = ("vae",)  # "Set the AutoencoderKLWan dtype to torch.float32 for better decoding quality"
+
+MEMORY = Profile(
+    parts=_full_size_parts,
+    denoiser="transformer",
+    # 4 frames a latent frame after the first; 1x2x2 patches of 8x8-pixel latents.
+    tokens=partial(latent_tokens, frames_per_latent=4, pixels_per_token=8 * TRANSFORMER_CONFIG["patch_size"][1]),
+    per_token=TRANSFORMER_PER_TOKEN,
+    vae=chunked_vae(VAE_PER_PIXEL, VAE_PER_FRAME_PIXEL, VAE_TILE),
+    guidance_batch=1,  # WanPipeline calls the transformer once for the prompt, then once for the negative prompt
+    float32_parts=FLOAT32_PARTS,
+    source="cpu-transformer-memory",
+)
+
+
 @torch.no_grad()
 def _decode(pipe, latents):
     # What WanPipeline.__call__ does after its loop: undo the per-channel normalisation,
@@ -317,9 +341,10 @@ FAMILY = Family(
     # room for the activations; as much free RAM as that encoder while it waits on the CPU; and
     # about 29 GB of disk for the float32 download.
     gpu_dtype=torch.float16,
-    float32_parts=("vae",),
+    float32_parts=FLOAT32_PARTS,
     vae_switches=("enable_tiling",),  # a video VAE: tiles in space (AutoencoderKLWan.enable_tiling)
     decode=_decode,
+    memory=MEMORY,
     about=(
         "Wan 2.1: a diffusion transformer on flow-matching noise, a UMT5-XXL text encoder (512 tokens), "
         "a video VAE that makes 4k+1 frames, 16 frames per second."
