@@ -179,7 +179,8 @@ def explain(error):
             "--allow-pickle; better, convert them to safetensors."
         )
     # One paragraph: line breaks (from a library's own message) become spaces; spaces inside quoted values stay.
-    message = re.sub(r"\s*\n\s*", " ", str(error).strip()).replace("load_pipeline('tiny')", "--model tiny")
+    message = re.sub(r"\s*\n\s*", " ", str(error).strip())
+    message = re.sub(r"load_pipeline\('([\w.-]+)'\)", r"--model \1", message)
     return f"{getattr(error, 'option', '--model')}: {message}" if isinstance(error, (BadModelError, ModelNotAvailableError)) else message
 
 

@@ -8,14 +8,15 @@ pipeline's own `encode_prompt` (so the embeddings are exactly those `pipe(prompt
 make), deletes the encoder, and returns the embeddings to pass as `pipe(**embeddings, ...)`.
 
 Measured on the CPU with random weights of the real shapes (benchmarks/results/cpu-text-encoder-memory.json):
-UMT5-XXL in bfloat16 held 10.92 GiB of RAM once loaded and peaked at 11.12 GiB encoding one
-512-token prompt; after `free_text_encoder` the process held 0.46 GiB. T5-XXL held 9.21 GiB and
-peaked at 9.27 GiB. Loading real weights adds what the file reader holds, so these are the
-floor. A machine with about 12 GiB of RAM (Colab's free tier) cannot hold UMT5-XXL beside the
-rest of the pipeline, and barely on its own: load the encoder straight onto the GPU instead,
+UMT5-XXL in bfloat16 held 10.95 GiB of RAM once loaded and peaked at 11.19 GiB encoding one
+512-token prompt; after `free_text_encoder` the process held 0.48 GiB. T5-XXL held 9.24 GiB and
+peaked at 9.31 GiB. Loading real weights adds what the file reader holds, so these are the
+floor. A machine with little more RAM than that (Colab's free tier) cannot hold UMT5-XXL beside
+the rest of the pipeline, and barely on its own: load the encoder straight onto the GPU instead,
 e.g. `UMT5EncoderModel.from_pretrained(id, subfolder="text_encoder", dtype=torch.float16, device_map="cuda")`,
-pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, and call
-`encode_then_free` before the first video.
+pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, call
+`encode_then_free` first, and only then switch on model offload, which would otherwise move
+the encoder into RAM (this recipe has not been run on a GPU here; the freeing has, on the CPU).
 """
 
 import gc
