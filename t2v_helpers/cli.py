@@ -9,6 +9,7 @@
 
 import argparse
 import re
+from contextlib import contextmanager
 import signal
 import sys
 import threading
@@ -228,23 +229,35 @@ def run_generate(args, parser):
     A user error exits with code 2 and one paragraph (the traceback too with --debug);
     Ctrl-C or SIGTERM exits with code 130 and says what was kept.
     """
-    prompts = None
-    try:
+    with reporting_errors(args, parser) as checked:
         prompts = check_arguments(args)
+        checked.append(True)
         pipe = load(args)
         for i, (number, prompt) in enumerate(prompts, 1):
             make_video(pipe, prompt, args, args.out, label=f"{i}/{len(prompts)} " if len(prompts) > 1 else "")
+    return 0
+
+
+@contextmanager
+def reporting_errors(args, parser):
+    """Turn a user error into exit code 2 with one paragraph, and Ctrl-C into 130. README: Command line.
+
+    Yields a list: append to it once the arguments are checked; before that, an error
+    also prints the usage line, as argparse does for a bad argument.
+    """
+    checked = []
+    try:
+        yield checked
     except USER_ERRORS as error:
         if args.debug:
             traceback.print_exc()
-        if prompts is None:  # a bad argument: show the usage line, as argparse does
+        if not checked:
             parser.print_usage(sys.stderr)
         parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}\n")
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
         parser.exit(EXIT_STOPPED, f"\n{parser.prog}: {STOPPED}\n")
-    return 0
 
 
 def _stop_on_sigterm(signum, frame):
@@ -337,10 +350,9 @@ def run_upscale(args, parser):
     from .upscale import UPSCALER, load_upscaler, upscale, upscaler_for
     from .video import save_video
 
-    checked = False
-    try:
+    with reporting_errors(args, parser) as checked:
         check_upscale_arguments(args)
-        checked = True
+        checked.append(True)
         model = args.model
         if model == "auto":
             model, why = default_model(UPSCALER)
@@ -356,16 +368,6 @@ def run_upscale(args, parser):
         print(f"Upscaled {len(result.frames)} frames to {result.settings['width']}x{result.settings['height']} in {result.elapsed_s:.1f} s")
         for path in (saved.mp4, saved.sidecar):
             print(f"Wrote {path}")
-    except USER_ERRORS as error:
-        if args.debug:
-            traceback.print_exc()
-        if not checked:
-            parser.print_usage(sys.stderr)
-        parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}\n")
-    except KeyboardInterrupt:
-        if args.debug:
-            traceback.print_exc()
-        parser.exit(EXIT_STOPPED, f"\n{parser.prog}: {STOPPED}\n")
     return 0
 
 
