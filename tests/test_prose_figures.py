@@ -116,6 +116,16 @@ FIGURES = [
     Figure("notebooks/08_make_it_fast.ipynb", " {} s with SDPA, torch's choice", "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, torch's choice", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with SDPA, math kernel', "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, math kernel", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with AttnProcessor (no SDPA)', "benchmarks/results/cpu-fast-full.json", "attention.median_s.AttnProcessor (no SDPA)", ".3g"),
+    # notebooks/09_move_to_wan.ipynb
+    Figure("notebooks/09_move_to_wan.ipynb", "The process held {} GiB after loading the encoder", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/09_move_to_wan.ipynb", "and peaked at {} GiB while encoding one prompt padded to 512 tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].peak_rss_encode", ".1f", 2**-30),
+    Figure("notebooks/09_move_to_wan.ipynb", "while encoding one prompt padded to {} tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].prompt_tokens", "g"),
+    Figure("notebooks/09_move_to_wan.ipynb", "after the encoder was freed, it held {} GiB.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_free", ".1f", 2**-30),
+    Figure("notebooks/09_move_to_wan.ipynb", "Encoding that one prompt took {} s on", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].encode_s", ".0f"),
+    Figure("notebooks/09_move_to_wan.ipynb", "on the machine's {} shared cores", "benchmarks/results/cpu-text-encoder-memory.json", "machine.cores", "g"),
+    Figure("notebooks/09_move_to_wan.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/09_move_to_wan.ipynb", "which held {} GiB in this project's CPU measurement (Step 6)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/09_move_to_wan.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
     # notebooks/10_make_it_sharper.ipynb
     Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
     Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, ", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.none", ".1f"),
