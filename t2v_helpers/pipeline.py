@@ -335,6 +335,8 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
         raise ModelNotAvailableError(_not_available_message(path, error, tiny)) from error
     place(pipe, runtime.offload, runtime.device, vae_slicing)
     pipe.t2v_model_id = model_id
+    # set_scheduler starts every swap from the config the model shipped with, even after a hand-made swap.
+    pipe.t2v_original_scheduler_config = pipe.scheduler.config
     pipe.t2v_runtime = runtime
     if verbose:
         tiny = " Model: the built-in tiny model with random weights; its videos are noise." if find_model(model_id) and find_model(model_id).tiny else ""

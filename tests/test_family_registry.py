@@ -133,3 +133,11 @@ def test_a_long_prompt_is_reported_once(capfd):
     out, err = capfd.readouterr()
     assert [w.category for w in caught].count(t2v.PromptTooLongWarning) == 1
     assert "truncated" not in out + err
+
+
+def test_set_scheduler_starts_from_the_shipped_config_even_after_a_hand_made_swap():
+    pipe = t2v.load_pipeline("tiny", verbose=False)
+    shipped = dict(pipe.scheduler.config)
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, steps_offset=7)
+    t2v.set_scheduler(pipe, "ddim")
+    assert pipe.scheduler.config.steps_offset == shipped["steps_offset"]
