@@ -81,3 +81,11 @@ def test_gpu_workflow_runs_the_suite_on_a_self_hosted_gpu_runner():
     (job,) = spec["jobs"].values()
     assert "gpu" in job["runs-on"] and "self-hosted" in job["runs-on"]
     assert any(line.startswith("python3 tasks.py test") for line in run_lines(spec))
+
+
+def test_the_gpu_workflow_downloads_every_real_model_the_notebooks_use():
+    from t2v_helpers.families import models
+
+    text = (Path(__file__).parents[1] / ".github" / "workflows" / "gpu.yml").read_text()
+    missing = [m.id for m in models().values() if not m.tiny and m.id not in text]
+    assert not missing, f"gpu.yml does not download {missing}"
