@@ -26,7 +26,7 @@ from .errors import (
     VideoExportError,
     shorten,
 )
-from .families import families, family_named, find_model, models
+from .families import families, family_named, family_of, find_model, models
 from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_fast_family, check_style, switch_scheduler
 from .pipeline import check_model, default_model, load_pipeline, model_family
 from .schedulers import check_scheduler_name, scheduler_names
@@ -327,20 +327,21 @@ def add_upscale_command(commands):
 
 def check_upscale_arguments(args):
     """Check the video, strength, prompt and settings before the model loads. README: Command line."""
-    from .families import family_named
-    from .upscale import _source, check_strength, steps_run
+    from .upscale import UPSCALER, _fewest_working, _source, check_strength, check_upscaler_model, steps_run
 
     check_strength(args.strength)
+    model = UPSCALER if args.model == "auto" else args.model
+    check_upscaler_model(model, "--model")
+    family = model_family(model)
     frames, prompt, _, _ = _source(args.video)
     args.prompt = prompt if args.prompt is None else args.prompt
     if args.prompt is None:
         raise SettingError("--prompt", None, "is needed: the video has no sidecar with its prompt", "the words that made the video", '--prompt "Spiderman is surfing"')
-    family = family_named("modelscope")
-    check_settings(None, args.prompt, args.steps, len(frames), args.height, args.width, family.guidance, args.seed, scheduler="dpm")
+    check_settings(None, args.prompt, args.steps, len(frames), args.height, args.width, family.guidance, args.seed,
+                   scheduler=family.default_scheduler, family=family)
     if args.strength > 0 and steps_run(args.steps, args.strength) == 0:
-        raise SettingError("--strength", args.strength, f"with --steps {args.steps} runs no denoising step", "a product of steps and strength of at least 1", "--steps 25")
-    if args.model != "auto":
-        check_model(args.model)
+        raise SettingError("--strength", args.strength, f"with --steps {args.steps} runs no denoising step",
+                           "a product of steps and strength of at least 1", _fewest_working(args.steps, args.strength, "--"))
     check_output_dir(args.out, name="--out", create=True)
 
 
@@ -361,7 +362,7 @@ def run_upscale(args, parser):
                 why += f" For upscaling that is {model!r}."
             print(why)
         pipe = load_upscaler(model, allow_pickle=args.allow_pickle)
-        set_scheduler(pipe, "dpm")
+        set_scheduler(pipe, family_of(pipe).default_scheduler)
         pipe.set_progress_bar_config(disable=True)
         result = upscale(pipe, args.video, strength=args.strength, height=args.height, width=args.width, prompt=args.prompt, steps=args.steps, seed=args.seed)
         saved = save_video(result, args.out)

@@ -301,7 +301,11 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
         family = model_family(model_id)
     except OSError as error:  # an unlisted hub id whose model_index.json cannot be fetched
         raise ModelNotAvailableError(_not_available_message(path, error)) from error
-    model = find_model(model_id) or family.models[0]
+    listed = find_model(model_id)
+    model = listed or family.models[0]
+    variant = model.variant
+    if listed is None and local:  # a folder: ask for the fp16 files only where it has them
+        variant = "fp16" if any(Path(path).glob("*/*.fp16.*")) else None
     runtime = choose_runtime(offload, dtype, model)
     if local and not allow_pickle:
         unsafe = pickle_only_weights(path)
@@ -319,7 +323,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
         pipe = getattr(diffusers, family.pipeline).from_pretrained(
             path,
             dtype={"default": runtime.dtype, **{part: torch.float32 for part in family.float32_parts}},
-            variant=model.variant,
+            variant=variant,
             use_safetensors=None if allow_pickle else True,
         )
     except Exception as error:  # noqa: BLE001  (a damaged folder fails in many ways: OSError, ValueError, SafetensorError...)

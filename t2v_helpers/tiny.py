@@ -194,7 +194,10 @@ def _save_from_any_process(name, folder):
         package_parent = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
         code = "import sys; from pathlib import Path; from t2v_helpers.tiny import _save; _save(sys.argv[1], Path(sys.argv[2]))"
-        subprocess.run([sys.executable, "-c", code, name, str(folder)], check=True, env=env)
+        # Its library notices would break into the batch's own lines: keep them, and show them only if it fails.
+        done = subprocess.run([sys.executable, "-c", code, name, str(folder)], capture_output=True, text=True, env=env)
+        if done.returncode:
+            raise RuntimeError(f"Building the tiny model {name!r} failed:\n{done.stderr[-2000:]}")
     else:
         _save(name, folder)
 

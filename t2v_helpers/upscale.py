@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from .errors import GPUMemoryError, SettingError, shorten
-from .families import family_of, model_of
+from .families import family_of, family_of_class, model_of
 from .generate import VideoResult, _check_finite, _memory_kind, leaner_settings, run_pipeline
 from .schedulers import scheduler_name
-from .validate import MAX_FRAMES, MAX_SEED, check_settings
+from .validate import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, check_settings
 from .video import to_uint8
 
 UPSCALER = "zeroscope-xl"
@@ -89,24 +89,30 @@ def as_upscaler(pipe):
     On a GPU it also turns on the zeroscope_v2_XL card's memory switch, forward chunking of the
     UNet's feed-forward layers one frame at a time (slower, leaner); VAE slicing stays as it was.
     """
-    from diffusers import VideoToVideoSDPipeline
+    import diffusers
 
-    if isinstance(pipe, VideoToVideoSDPipeline):
+    family = family_of_class(type(pipe).__name__)
+    if family is None or family.upscaler is None:
+        raise SettingError("pipe", type(pipe).__name__, "is not a pipeline of a family with a video-to-video upscaler",
+                           f"an upscaler from load_upscaler(), a pipeline of {_families_with_upscalers()}, or a model name",
+                           "load_upscaler('zeroscope-xl')")
+    upscaler_class = getattr(diffusers, family.upscaler)
+    if isinstance(pipe, upscaler_class):
         return pipe
-    needed = set(inspect.signature(VideoToVideoSDPipeline.__init__).parameters) - {"self"}
+    needed = set(inspect.signature(upscaler_class.__init__).parameters) - {"self"}
     parts = getattr(pipe, "components", None)
     if not isinstance(parts, dict) or set(parts) != needed:
         shown = type(pipe).__name__ if parts is not None else pipe
         raise SettingError("pipe", shown, f"does not have the parts of a VideoToVideoSDPipeline ({', '.join(sorted(needed))})",
                            "an upscaler from load_upscaler(), a ModelScope-family pipeline, or a model name", "load_upscaler('zeroscope-xl')")
     with _quiet_deprecation():
-        upscaler = VideoToVideoSDPipeline(**pipe.components)
+        upscaler = upscaler_class(**pipe.components)
     runtime = getattr(pipe, "t2v_runtime", None)
     if runtime is not None and runtime.offload == "model":
         upscaler.enable_model_cpu_offload()  # the offload hooks now belong to the new pipeline, which offloads after each call
     if runtime is not None and runtime.device == "cuda":
         upscaler.unet.enable_forward_chunking(chunk_size=1, dim=1)
-    for name in ("t2v_model_id", "t2v_runtime"):
+    for name in ("t2v_model_id", "t2v_runtime", "t2v_original_scheduler_config"):
         if hasattr(pipe, name):
             setattr(upscaler, name, getattr(pipe, name))
     upscaler.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
@@ -122,7 +128,31 @@ def load_upscaler(model=UPSCALER, *, offload="auto", dtype=None, verbose=True, a
     """
     from .pipeline import load_pipeline
 
+    check_upscaler_model(model)
     return as_upscaler(load_pipeline(model, offload=offload, dtype=dtype, verbose=verbose, allow_pickle=allow_pickle))
+
+
+def _fewest_working(steps, strength, prefix=""):
+    """A suggestion that runs at least one step: the smallest strength at these steps, or enough steps for this strength."""
+    needed = math.ceil(1 / strength)
+    more_steps = f"{prefix}steps={needed} or " if needed <= MAX_STEPS else ""
+    return f"{more_steps}{prefix}strength={math.ceil(100 / steps) / 100:g}"
+
+
+def _families_with_upscalers():
+    from .families import families
+
+    return " or ".join(f.name for f in families().values() if f.upscaler) + " (the families with one)"
+
+
+def check_upscaler_model(model, name="model"):
+    """Refuse, before loading it, a model whose family has no video-to-video upscaler (Wan, CogVideoX). Notebook 10."""
+    from .pipeline import check_model, model_family
+
+    check_model(model)
+    if model_family(model).upscaler is None:
+        raise SettingError(name, model, f"belongs to the {model_family(model).name} family, which has no video-to-video upscaler here",
+                           f"an upscaler of {_families_with_upscalers()}", f"{name}={UPSCALER!r}" if name == "model" else f"{name} {UPSCALER}")
 
 
 def check_strength(strength):
@@ -206,7 +236,10 @@ def _source(video):
                 prompt = json.loads(file.read(MAX_SIDECAR_BYTES + 1)).get("prompt")
         except (OSError, ValueError, AttributeError, RecursionError):
             pass
-        return frames, prompt if isinstance(prompt, str) else None, fps or None, {"file": str(video)}
+        record = {"file": str(video)}
+        if fps and not 1 <= fps <= MAX_FPS:  # a slow-motion or time-lapse file: saved at the nearest rate a video here can have
+            record["fps"], fps = fps, min(max(fps, 1), MAX_FPS)
+        return frames, prompt if isinstance(prompt, str) else None, fps or None, record
     if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)):
         frames = to_uint8(video).astype(np.float32) / 255
         return frames, None, None, {"frames": list(frames.shape)}
@@ -258,7 +291,7 @@ def upscale(
     if strength > 0 and runs == 0:
         raise SettingError(
             "strength", strength, f"with steps={steps} runs no denoising step (the pipeline runs int(steps x strength))",
-            "strength 0, or a strength and steps whose product is at least 1", f"steps={math.ceil(1 / strength)} or strength=0",
+            "strength 0, or a strength and steps whose product is at least 1", _fewest_working(steps, strength),
         )
     start = time.perf_counter()
     resized = resize(frames, height, width)

@@ -115,13 +115,16 @@ def check_size(name, value, multiple=8, default=256):
     raise SettingError(name, value, problem, f"a multiple of {multiple} from {multiple} to {top}", f"{name}={nearest}")
 
 
-def check_guidance(guidance):
-    """Return `guidance` as a float if it is a number from 0 to 100, else raise SettingError. Notebook 04."""
+def check_guidance(guidance, default=9.0):
+    """Return `guidance` as a float if it is a number from 0 to 100, else raise SettingError. Notebook 04.
+
+    `default` is the model's own guidance scale (9 for ModelScope), suggested for a non-number.
+    """
     if isinstance(guidance, numbers.Real) and not isinstance(guidance, bool) and 0 <= guidance <= 100:
         return float(guidance)
     number = _as_number(guidance)
-    nearest = 9.0 if number is None else min(100.0, max(0.0, number))
-    allowed = "a number from 0 to 100 (0 ignores the prompt; the model's default is 9)"
+    nearest = default if number is None else min(100.0, max(0.0, number))
+    allowed = f"a number from 0 to 100 (0 ignores the prompt; the model's default is {default:g})"
     raise SettingError("guidance", guidance, _what_is_wrong(guidance, False), allowed, f"guidance={nearest:g}")
 
 
@@ -260,6 +263,11 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
     from .schedulers import scheduler_name
 
     family = family_of(pipe) if pipe is not None else family or family_named("modelscope")
+    if pipe is not None and getattr(pipe, "text_encoder", True) is None:
+        raise SettingError(
+            "pipe", type(pipe).__name__, "has no text encoder (text_encoding.encode_then_free freed it), so it cannot read a prompt",
+            "a pipeline with its text encoder", "pipe(**embeddings, ...) with the embeddings encode_then_free returned, or t2v.load_pipeline again",
+        )
     tokenizer = getattr(pipe, "tokenizer", None)
     checked = {"prompt": check_prompt(prompt, "prompt", tokenizer, family.max_tokens)}
     if negative_prompt is not None and negative_prompt != "":
@@ -284,7 +292,7 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
     for key, value in (("height", height), ("width", width)):
         default = getattr(family.models[0], key)
         checked[key] = None if value is None else check_size(key, value, multiple, default)
-    checked["guidance"] = check_guidance(guidance)
+    checked["guidance"] = check_guidance(guidance, family.guidance)
     checked["seed"] = check_seed(seed)
     if checked["height"] and checked["width"]:
         check_memory(pipe, checked["frames"], checked["height"], checked["width"])

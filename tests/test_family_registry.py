@@ -141,3 +141,19 @@ def test_set_scheduler_starts_from_the_shipped_config_even_after_a_hand_made_swa
     pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, steps_offset=7)
     t2v.set_scheduler(pipe, "ddim")
     assert pipe.scheduler.config.steps_offset == shipped["steps_offset"]
+
+
+def test_review_findings_core():
+    assert families.find_model("wan-ai/WAN2.1-t2v-1.3b-diffusers") is families.find_model("wan")
+    pipe = t2v.load_pipeline("tiny-wan", verbose=False)
+    with pytest.raises(SettingError, match="guidance=5"):
+        t2v.generate(pipe, "a cat", steps=1, guidance="high")
+    pipe.text_encoder = None
+    with pytest.raises(SettingError, match="no text encoder"):
+        t2v.generate(pipe, "a cat", steps=1)
+
+
+def test_a_folder_without_fp16_files_loads():
+    folder = t2v.model_path("tiny-zeroscope-xl")  # zeroscope's layout: float16 weights without a variant suffix
+    pipe = t2v.load_pipeline(folder, verbose=False)
+    assert type(pipe).__name__ == "TextToVideoSDPipeline"

@@ -63,7 +63,7 @@ def test_as_upscaler_shares_the_parts_instead_of_copying_them(pipe):
 
 
 def test_something_that_is_not_a_modelscope_pipeline_is_refused_as_an_upscaler(pipe):
-    with pytest.raises(SettingError, match="does not have the parts of a VideoToVideoSDPipeline"):
+    with pytest.raises(SettingError, match="is not a pipeline of a family with a video-to-video upscaler"):
         up.as_upscaler(None)
 
     class Parts:
@@ -317,3 +317,29 @@ def test_the_studio_shows_an_upscale_error_and_stays_usable(pipe, tmp_path):
     studio.upscale_button.click()
     assert isinstance(studio.last_error, SettingError) and "does not exist" in studio.message.value
     assert len(studio.history) == 1 and not studio.upscale_button.disabled and not studio.generate_button.disabled
+
+
+def test_review_findings_upscale(tmp_path):
+    import imageio_ffmpeg
+    import numpy as np
+
+    from t2v_helpers import upscale as up
+    from t2v_helpers.errors import SettingError
+
+    # A 240 fps file is upscaled and saved at 120 fps, the original rate recorded.
+    path = tmp_path / "fast.mp4"
+    writer = imageio_ffmpeg.write_frames(str(path), (48, 32), fps=240)
+    writer.send(None)
+    for _ in range(3):
+        writer.send(np.zeros((32, 48, 3), np.uint8).tobytes())
+    writer.close()
+    upscaler = up.load_upscaler("tiny-zeroscope-xl", verbose=False)
+    result = up.upscale(upscaler, str(path), prompt="a cat", steps=2, height=64, width=96)
+    assert result.settings["fps"] == 120 and result.settings["upscaled_from"]["fps"] == 240
+    assert t2v.save_video(result, tmp_path / "out").mp4.exists()
+    # A family without an upscaler is refused before any loading.
+    with pytest.raises(SettingError, match="wan family, which has no video-to-video upscaler"):
+        up.load_upscaler("wan")
+    # Too small a strength gets a suggestion that works.
+    with pytest.raises(SettingError, match=r"strength=0.04"):
+        up.upscale(upscaler, result, strength=1e-4, steps=25)

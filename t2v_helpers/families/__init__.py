@@ -75,6 +75,7 @@ class Family:
     decode: Optional[Callable] = None  # decode(pipe, latents of one video, batch dim kept) -> (frames, height, width, 3) in 0..1
     memory: Optional[object] = None  # a t2v_helpers.memory profile of the full-size model
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments every call passes
+    upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 10), if any
     about: str = ""
 
     def check_frames(self, frames):
@@ -123,7 +124,8 @@ def find_model(name_or_id):
         return None
     key = name_or_id.strip()
     listed = models()
-    return listed.get(key.lower()) or next((m for m in listed.values() if m.id == key), None)
+    # Hub ids are case-insensitive on the hub, so here too.
+    return listed.get(key.lower()) or next((m for m in listed.values() if m.id.lower() == key.lower()), None)
 
 
 def family_named(name):

@@ -144,6 +144,7 @@ FAMILY = Family(
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,
     default_scheduler="dpm",
+    upscaler="VideoToVideoSDPipeline",
     on_step=legacy_callback,
     gpu_dtype=torch.float16,
     decode=_decode,
