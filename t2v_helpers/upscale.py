@@ -42,11 +42,15 @@ def upscaler_for(model):
 
 
 def upscaled_size(height, width, pipe):
-    """Twice `height` x `width` (multiples of 8), or the upscaler's own size if that is smaller: the studio's target. Notebook 10."""
+    """The studio's target: `height` x `width` scaled up to twice, within the upscaler's own size, shape kept. Notebook 10.
+
+    Multiples of 8. A video of nearly the upscaler's shape (576x320 for 1024x576) gets its size exactly.
+    """
     model = model_of(pipe)
-    if 2 * height > model.height or 2 * width > model.width:
+    scale = min(2, model.height / height, model.width / width)
+    if scale < 2 and abs(height / width - model.height / model.width) <= 0.02 * model.height / model.width:
         return model.height, model.width
-    return 2 * height // 8 * 8, 2 * width // 8 * 8
+    return max(8, int(height * scale) // 8 * 8), max(8, int(width * scale) // 8 * 8)
 
 
 def save_tiny_upscaler(folder):

@@ -188,6 +188,7 @@ def test_upscaled_size_is_twice_the_video_up_to_the_models_own(upscaler):
     assert up.upscaled_size(32, 32, upscaler) == (64, 64)
     assert up.upscaled_size(256, 256, upscaler) == (512, 512)
     assert up.upscaled_size(320, 576, upscaler) == (576, 1024)
+    assert up.upscaled_size(480, 720, upscaler) == (576, 864)  # a CogVideoX video keeps its 3:2 shape
 
 
 def test_the_xl_pass_on_a_15_gb_gpu_gets_the_fastest_offload_predicted_to_fit():
