@@ -128,7 +128,7 @@ def load_upscaler(model=UPSCALER, *, offload="auto", dtype=None, verbose=True, a
 
     It loads like `t2v.load_pipeline` (whose `offload="auto"` predicts the memory of the model's
     own 24 frames of 1024x576) and returns `as_upscaler` of it: on a GPU with VAE slicing and
-    forward chunking, on a CPU plain.
+    forward chunking (VAE slicing on a CPU too; forward chunking only on a GPU).
     """
     from .pipeline import load_pipeline
 
