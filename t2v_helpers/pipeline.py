@@ -115,7 +115,7 @@ def default_model(model="modelscope"):
     if listed is None:
         names = ", ".join(m for m in models() if not models()[m].tiny)
         raise SettingError("model", model, "is not a model listed here", f"one of {names}", "model='modelscope'")
-    tiny = next(m.name for m in family_named(listed.family).models if m.tiny)
+    tiny = family_named(listed.family).tiny_model
     if listed.tiny:
         return tiny, f"{tiny} is the built-in tiny model: its videos are noise."
     model_id = listed.id
@@ -335,15 +335,14 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
             ) from error
         if not isinstance(error, (OSError, ValueError)):  # ValueError: some files missing, as after a cut download
             raise
-        tiny = next(m.name for m in family.models if m.tiny)
-        raise ModelNotAvailableError(_not_available_message(path, error, tiny)) from error
+        raise ModelNotAvailableError(_not_available_message(path, error, family.tiny_model)) from error
     place(pipe, runtime.offload, runtime.device, vae_slicing)
     pipe.t2v_model_id = model_id
     # set_scheduler starts every swap from the config the model shipped with, even after a hand-made swap.
     pipe.t2v_original_scheduler_config = pipe.scheduler.config
     pipe.t2v_runtime = runtime
     if verbose:
-        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if find_model(model_id) and find_model(model_id).tiny else ""
+        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if model.tiny else ""
         print(runtime.reason + tiny)
     return pipe
 

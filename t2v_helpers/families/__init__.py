@@ -78,6 +78,11 @@ class Family:
     upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 10), if any
     about: str = ""
 
+    @property
+    def tiny_model(self):
+        """The name of the family's tiny random-weight model, for work without a GPU or the hub. Notebook 09."""
+        return next(m.name for m in self.models if m.tiny)
+
     def check_frames(self, frames):
         """Whether `frames` is a count this family makes (4k+1 for Wan and CogVideoX). Notebook 09."""
         return frames >= 1 and (frames - 1) % self.frame_step == 0
