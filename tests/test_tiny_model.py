@@ -261,3 +261,11 @@ def test_a_build_on_a_second_distributed_rank_is_complete(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(p.name for p in (folder / "text_encoder").glob("*.safetensors")) == ["model.fp16.safetensors", "model.safetensors"]
     t2v.load_pipeline(str(folder), verbose=False)
+
+
+def test_an_installed_wheel_carries_every_module_of_the_package(installed_wheel):
+    # An editable install in the test environment would hide a missing subpackage from an import.
+    source = Path(__file__).parents[1] / "t2v_helpers"
+    modules = {p.relative_to(source).as_posix() for p in source.rglob("*.py")}
+    installed = {p.relative_to(installed_wheel / "t2v_helpers").as_posix() for p in (installed_wheel / "t2v_helpers").rglob("*.py")}
+    assert modules <= installed, f"the wheel leaves out {sorted(modules - installed)}"
