@@ -1,4 +1,4 @@
-"""Predicted GPU memory of notebook 10's two passes on a 15 GiB GPU (a T4), from t2v_helpers.memory.
+"""Predicted GPU memory of notebook 10's two passes on a T4 (t2v_helpers.memory.T4_FREE), from t2v_helpers.memory.
 
     .venv/bin/python benchmarks/upscale_memory.py
 
@@ -13,9 +13,9 @@ from datetime import date
 
 from t2v_helpers.bench import save_results
 from t2v_helpers.families import find_model
-from t2v_helpers.memory import GIB, MARGIN_BYTES, MARGIN_FRACTION, MODES_FASTEST_FIRST, choose_offload, fits, predict
+from t2v_helpers.memory import GIB, MARGIN_BYTES, MARGIN_FRACTION, MODES_FASTEST_FIRST, T4_FREE, choose_offload, fits, predict
 
-FREE_GIB = 15.0  # what a T4 shows as its total; a little less is free in practice
+FREE_GIB = T4_FREE / GIB  # the lessons' one figure for what a T4 has free
 
 
 def main():
@@ -41,7 +41,7 @@ def main():
         title="Predicted peak GPU memory of the two passes of notebook 10 (t2v_helpers.memory), float16, VAE slicing",
         date=date.today().isoformat(),
         free_gib=FREE_GIB,
-        margin=dict(fraction=MARGIN_FRACTION, gib=MARGIN_BYTES / GIB),
+        margin=dict(fraction_of_activations=MARGIN_FRACTION, gib=MARGIN_BYTES / GIB),
         measured=False,
         passes=passes,
     )

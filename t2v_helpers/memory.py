@@ -21,10 +21,17 @@ from .validate import check_choice
 GIB = 2**30
 MODES_FASTEST_FIRST = ("none", "model", "sequential")
 
-# Free memory is kept back for what the estimate does not cover: the allocator's
-# fragmentation and cached blocks, cuDNN workspaces, and the CPU/GPU difference above.
+# Free memory is kept back for what the estimate does not cover: a share of the activations
+# (their coefficients come from the CPU, whose kernels keep other temporary buffers than a
+# GPU's) and a fixed amount for the allocator's cached blocks and cuDNN workspaces. The
+# weights need no share: they are counted exactly.
 MARGIN_FRACTION = 0.15
 MARGIN_BYTES = 0.5 * GIB
+
+# What an NVIDIA T4 (Colab's free GPU) has free for a model: the card has 16 GB, of which
+# nvidia-smi shows 15,360 MiB (15 GiB); the CUDA context takes a few hundred MiB of that.
+# The one figure the lessons and benchmarks use for "fits a T4".
+T4_FREE = 14 * GIB
 
 
 @dataclass
@@ -122,26 +129,35 @@ def latent_tokens(frames, height, width, *, frames_per_latent=1, pixels_per_toke
     return ((frames - 1) // frames_per_latent + 1) * (height // pixels_per_token) * (width // pixels_per_token) + extra
 
 
-def chunked_vae(per_pixel, per_frame_pixel, tile):
+def chunked_vae(per_pixel, per_frame_pixel, tile, tiled_per_pixel=None):
     """The decode activations of a video VAE that decodes a few frames at a time, for a Profile's `vae`. Notebook 07.
 
     A fixed cost per pixel of what it decodes at once (the frame, or one `tile` (height,
-    width) when lean decoding, tiling, is on), plus the decoded frames it gathers, per pixel
-    of every frame. Returns vae(frames, height, width, lean) in bytes per byte of dtype.
+    width) when lean decoding, tiling, is on; `tiled_per_pixel` where a tile costs another
+    amount per pixel than a whole frame), plus the decoded frames it gathers, per pixel of
+    every frame. Returns vae(frames, height, width, lean) in bytes per byte of dtype.
     """
 
     def vae(frames, height, width, lean):
-        at_once = min(height, tile[0]) * min(width, tile[1]) if lean else height * width
-        return per_pixel * at_once + per_frame_pixel * frames * height * width
+        # A frame no larger than one tile is decoded whole, tiling or not (diffusers' VAEs tile only larger frames).
+        tiled = lean and (height > tile[0] or width > tile[1])
+        at_once = (tiled_per_pixel or per_pixel) * min(height, tile[0]) * min(width, tile[1]) if tiled else per_pixel * height * width
+        return at_once + per_frame_pixel * frames * height * width
 
     return vae
 
 
 @lru_cache(maxsize=None)
+def _meta_parts(profile):
+    # Shapes only: on the meta device the full-size parts take no memory.
+    with torch.device("meta"):
+        return profile.parts()
+
+
+@lru_cache(maxsize=None)
 def parameters(profile):
     """Parameters of each part of `profile`'s model, and of its largest single layer, counted on the meta device. Notebook 07."""
-    with torch.device("meta"):
-        parts = profile.parts()
+    parts = _meta_parts(profile)
     counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
     # Sequential offload moves one leaf layer at a time to the GPU: the biggest one sets the floor.
     leaves = (m for part in parts.values() for m in part.modules() if not list(m.children()))
@@ -165,14 +181,43 @@ def _bytes_per_parameter(dtype):
     return torch.empty(0, dtype=dtype).element_size()
 
 
+def kept_in_float32(part, dtype):
+    """Parameters of a model that its library keeps in float32 when it loads in `dtype`. Notebook 07.
+
+    Both libraries read the model class's `_keep_in_fp32_modules` (module names matched
+    against each parameter's dotted name): diffusers keeps them in float32 whatever the dtype
+    (Wan's transformer: its time embedder and norms); transformers only when loading float16
+    (T5's and UMT5's feed-forward output layers `wo`), and its `_keep_in_fp32_modules_strict`
+    for bfloat16 too.
+    """
+    if dtype == torch.float32:
+        return 0
+    kept = set(getattr(part, "_keep_in_fp32_modules_strict", None) or ())
+    if dtype == torch.float16 or not type(part).__module__.startswith("transformers."):
+        kept |= set(getattr(part, "_keep_in_fp32_modules", None) or ())
+    return sum(p.numel() for name, p in part.named_parameters() if kept & set(name.split(".")))
+
+
+@lru_cache(maxsize=None)
+def _float32_counts(profile, dtype):
+    return {name: kept_in_float32(part, dtype) for name, part in _meta_parts(profile).items()}
+
+
 def weight_bytes(dtype=torch.float16, family=None):
     """Bytes of weights of each part of the family's full-size model in `dtype` (exact). Notebook 07.
 
-    Parts in the profile's `float32_parts` (Wan's VAE) count 4 bytes a parameter whatever `dtype` is.
+    Parts in the profile's `float32_parts` (Wan's VAE) count 4 bytes a parameter whatever `dtype`
+    is, and so do the layers each part's library keeps in float32 (`kept_in_float32`): UMT5-XXL
+    in float16 is 12.5 GiB, not the 10.6 GiB of 2 bytes a parameter.
     """
     profile = profile_of(family)
     size = _bytes_per_parameter(dtype)
-    return {name: count * (4 if name in profile.float32_parts else size) for name, count in parameters(profile).items()}
+    kept = _float32_counts(profile, dtype)
+    weights = {}
+    for name, count in parameters(profile).items():
+        float32 = count if name in profile.float32_parts else kept.get(name, 0)
+        weights[name] = float32 * 4 + (count - float32) * size
+    return weights
 
 
 def _settings(family, frames, height, width):
@@ -238,8 +283,8 @@ def gpu_memory():
 
 
 def fits(prediction, free):
-    """Whether `prediction` fits in `free` bytes with the margin kept back. Notebook 07."""
-    return prediction.peak * (1 + MARGIN_FRACTION) + MARGIN_BYTES <= free
+    """Whether `prediction` fits in `free` bytes with the margin kept back (a share of its activations, and a fixed amount). Notebook 07."""
+    return prediction.peak + prediction.activations * MARGIN_FRACTION + MARGIN_BYTES <= free
 
 
 def choose_offload(free, family=None, **settings):
@@ -259,7 +304,7 @@ def choose_offload(free, family=None, **settings):
     faster = [p for p in predictions if MODES_FASTEST_FIRST.index(p.mode) < MODES_FASTEST_FIRST.index(chosen.mode)]
     if faster:
         needs = ", ".join(f"{p.mode!r} would need {p.peak / GIB:.1f} GiB" for p in faster)
-        reason += f"; {needs}, plus a margin of {MARGIN_FRACTION:.0%} and {MARGIN_BYTES / GIB:.1f} GiB"
+        reason += f"; {needs}, plus a margin of {MARGIN_FRACTION:.0%} of the activations and {MARGIN_BYTES / GIB:.1f} GiB"
     if not chosen.fits:
         reason += ". Even this may not fit: use fewer frames or a smaller size"
     return chosen.mode, reason + ".", predictions

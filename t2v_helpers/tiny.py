@@ -21,7 +21,7 @@ import torch
 
 TINY_MODEL_ID = "tiny"
 # Bump when the recipe below changes, so cached copies are rebuilt.
-TINY_VERSION = 4
+TINY_VERSION = 5
 
 # The real model's scheduler/scheduler_config.json (ali-vilab/text-to-video-ms-1.7b).
 REAL_SCHEDULER_CONFIG = {
@@ -30,11 +30,15 @@ REAL_SCHEDULER_CONFIG = {
     "beta_end": 0.012,
     "beta_schedule": "scaled_linear",
     "clip_sample": False,
+    "clip_sample_range": 1.0,
+    "dynamic_thresholding_ratio": 0.995,
     "num_train_timesteps": 1000,
     "prediction_type": "epsilon",
+    "sample_max_value": 1.0,
     "set_alpha_to_one": False,
     "skip_prk_steps": True,
     "steps_offset": 1,
+    "thresholding": False,
     "trained_betas": None,
 }
 

@@ -239,6 +239,9 @@ def check_frames(frames, family):
     frames = check_whole_number("frames", frames, 1, MAX_FRAMES, family.models[0].frames)
     if family.check_frames(frames):
         return frames
+    if family.max_frames and frames > family.max_frames:
+        problem = f"is more than {family.name} makes ({family.max_frames_why})"
+        raise SettingError("frames", frames, problem, f"a whole number of the form {family.frame_step}k+1 from 1 to {family.max_frames}", f"frames={family.max_frames}")
     step = family.frame_step
     below = (frames - 1) // step * step + 1
     nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step

@@ -11,7 +11,7 @@ import t2v_helpers as t2v
 from t2v_helpers import cli, upscale as up
 from t2v_helpers.errors import SettingError
 from t2v_helpers.families import find_model
-from t2v_helpers.memory import GIB, MODES_FASTEST_FIRST, choose_offload, predict
+from t2v_helpers.memory import GIB, MODES_FASTEST_FIRST, T4_FREE, choose_offload, predict
 
 SMALL = dict(height=56, width=96, steps=2)  # upscaled size and steps small enough for a CPU
 
@@ -191,11 +191,11 @@ def test_upscaled_size_is_twice_the_video_up_to_the_models_own(upscaler):
     assert up.upscaled_size(480, 720, upscaler) == (576, 864)  # a CogVideoX video keeps its 3:2 shape
 
 
-def test_the_xl_pass_on_a_15_gb_gpu_gets_the_fastest_offload_predicted_to_fit():
+def test_the_xl_pass_on_a_t4_gets_the_fastest_offload_predicted_to_fit():
     """What offload='auto' picks for zeroscope_v2_XL's own 24 frames of 1024x576 (load_pipeline asks with the model's size)."""
     xl = find_model("zeroscope-xl")
     size = dict(frames=xl.frames, height=xl.height, width=xl.width)
-    mode, reason, predictions = choose_offload(15 * GIB, **size)
+    mode, reason, predictions = choose_offload(T4_FREE, **size)
     fitting = [p.mode for p in predictions if p.fits]
     assert mode == (fitting[0] if fitting else "sequential")
     assert ("Even this may not fit" in reason) == (not fitting)
@@ -207,15 +207,15 @@ def test_the_xl_pass_on_a_15_gb_gpu_gets_the_fastest_offload_predicted_to_fit():
 
 @pytest.mark.parametrize("name", ["zeroscope", "zeroscope-xl", "modelscope"])
 def test_offload_auto_predicts_for_the_models_own_frames_and_size(monkeypatch, name):
-    """load_pipeline's offload="auto" on a simulated 15 GiB GPU (a T4) asks the memory model about the model's own video."""
+    """load_pipeline's offload="auto" on a simulated T4 (memory.T4_FREE free) asks the memory model about the model's own video."""
     from t2v_helpers import memory
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Simulated T4")
-    monkeypatch.setattr(memory, "gpu_memory", lambda: (15 * GIB, 15 * GIB))
+    monkeypatch.setattr(memory, "gpu_memory", lambda: (T4_FREE, 15 * GIB))
     model = find_model(name)
     runtime = t2v.choose_runtime(model=model)
-    mode, reason, _ = choose_offload(15 * GIB, frames=model.frames, height=model.height, width=model.width)
+    mode, reason, _ = choose_offload(T4_FREE, frames=model.frames, height=model.height, width=model.width)
     assert runtime.offload == mode and reason in runtime.reason
     assert f"{model.frames} frames of {model.width}x{model.height}" in runtime.reason
 

@@ -76,6 +76,8 @@ class Family:
     memory: Optional[object] = None  # a t2v_helpers.memory profile of the full-size model
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments every call passes
     upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 10), if any
+    max_frames: Optional[int] = None  # the most frames its models make, where the publisher sets a limit
+    max_frames_why: str = ""  # that limit's source, for error messages
     about: str = ""
 
     @property
@@ -84,8 +86,8 @@ class Family:
         return next(m.name for m in self.models if m.tiny)
 
     def check_frames(self, frames):
-        """Whether `frames` is a count this family makes (4k+1 for Wan and CogVideoX). Notebook 09."""
-        return frames >= 1 and (frames - 1) % self.frame_step == 0
+        """Whether `frames` is a count this family makes (4k+1 for Wan, 8k+1 up to 49 for CogVideoX). Notebook 09."""
+        return 1 <= frames <= (self.max_frames or frames) and (frames - 1) % self.frame_step == 0
 
     def half_frames(self, frames):
         """The most frames of this family's form up to half of `frames` (at least 1): a leaner retry. Notebook 04."""

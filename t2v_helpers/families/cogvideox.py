@@ -300,15 +300,36 @@ def full_size_parameters():
     return {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
 
 
-# Activation bytes per byte of dtype, from `python benchmarks/transformer_memory.py` on the CPU
-# (benchmarks/results/cpu-transformer-memory.json; t2v_helpers.memory.calibrate_profile, rounded up):
-# the transformer's per token of one video, the VAE's per pixel decoded at once and per pixel of
-# every frame. GPU kernels keep other temporary buffers; t2v_helpers.memory keeps a margin.
+# Activation bytes per byte of dtype. The transformer's per token of one video is from `python
+# benchmarks/transformer_memory.py` on the CPU (benchmarks/results/cpu-transformer-memory.json;
+# t2v_helpers.memory.calibrate_profile, rounded up). GPU kernels keep other temporary buffers;
+# t2v_helpers.memory keeps a margin.
 TRANSFORMER_PER_TOKEN = 33000
-VAE_PER_PIXEL = 11000
-VAE_PER_FRAME_PIXEL = 720
-# AutoencoderKLCogVideoX's tile with tiling on: half its sample size (tile_sample_min_height, _width).
-VAE_TILE = (VAE_CONFIG["sample_height"] // 2, VAE_CONFIG["sample_width"] // 2)
+# The VAE's decode is calibrated on diffusers' own GPU measurements of CogVideoX-2B (49 frames of
+# 720x480, float16; docs/source/en/api/pipelines/cogvideox.md, "Memory optimization"), not on the
+# CPU: two small CPU decodes, below one tile, gave a per-frame cost that does not carry over to
+# full size. Their script prints torch.cuda.max_memory_allocated() / 1024**3 and labels it GB,
+# so the figures are GiB. Quoted word for word:
+PUBLISHED_GPU_MEMORY = {
+    "none": "Without enabling cpu offloading, memory usage is `33 GB`",
+    "model": "With enabling cpu offloading, memory usage is `19 GB`",
+    "sequential": "When enabled, memory usage is under `4 GB`",
+    "model, tiling": "With enabling cpu offloading and tiling, memory usage is `11 GB`",
+}
+PUBLISHED_PEAK_GIB = {"model": 19.0, "sequential": 4.0}
+VAE_TILE = (VAE_CONFIG["sample_height"] // 2, VAE_CONFIG["sample_width"] // 2)  # AutoencoderKLCogVideoX's tile with tiling on
+# The decoded frames it gathers: 3 channels, held twice while the pieces are joined (torch.cat).
+VAE_PER_FRAME_PIXEL = 6
+_FRAMES, _HEIGHT, _WIDTH = 49, 480, 720
+VAE_PARAMETERS = 215_583_907  # full_size_parameters()["vae"] (a test keeps them equal)
+# With model offload and no tiling the peak is the VAE's phase (the T5 encoder's is 10.7 GiB): its
+# weights plus the whole-frame decode. Sequential offload's "under 4 GB" is the lean route with tiling
+# on (the CogVideo README's "starting from 4GB*" has every optimisation on): the largest layer, the
+# T5 token embedding (0.25 GiB), plus a tiled decode. Both are per byte of float16 (2 bytes).
+_GATHERED = VAE_PER_FRAME_PIXEL * _FRAMES * _HEIGHT * _WIDTH
+_EMBEDDING = TEXT_ENCODER_CONFIG["vocab_size"] * TEXT_ENCODER_CONFIG["d_model"]
+VAE_PER_PIXEL = (PUBLISHED_PEAK_GIB["model"] * 2**30 / 2 - VAE_PARAMETERS - _GATHERED) / (_HEIGHT * _WIDTH)
+VAE_TILED_PER_PIXEL = (PUBLISHED_PEAK_GIB["sequential"] * 2**30 / 2 - _EMBEDDING - _GATHERED) / (VAE_TILE[0] * VAE_TILE[1])
 
 MEMORY = Profile(
     parts=_counted_parts,
@@ -316,8 +337,8 @@ MEMORY = Profile(
     # 4 frames a latent frame after the first, 2x2 patches of 8x8-pixel latents, and the prompt's tokens joined to them.
     tokens=partial(latent_tokens, frames_per_latent=4, pixels_per_token=16, extra=TRANSFORMER_CONFIG["max_text_seq_length"]),
     per_token=TRANSFORMER_PER_TOKEN,
-    vae=chunked_vae(VAE_PER_PIXEL, VAE_PER_FRAME_PIXEL, VAE_TILE),
-    source="cpu-transformer-memory",
+    vae=chunked_vae(VAE_PER_PIXEL, VAE_PER_FRAME_PIXEL, VAE_TILE, tiled_per_pixel=VAE_TILED_PER_PIXEL),
+    source="cpu-transformer-memory (transformer); diffusers' published GPU figures (VAE)",
 )
 
 
@@ -348,6 +369,10 @@ FAMILY = Family(
     # ..., 49) come back as asked.
     frame_step=8,
     frames_why="its autoencoder decodes latent frames in pairs, so only 8k+1 frames come back as asked",
+    # CogVideoX-2B's model card (README) limits the frames of the 2B to 8N + 1 with N at most 6,
+    # 49 by default; its positional table (sample_frames) covers 49 frames.
+    max_frames=49,
+    max_frames_why="CogVideoX-2B's model card allows 8N + 1 frames with N at most 6, so 49 at most",
     max_tokens=226,
     schedulers=SCHEDULERS,
     step_limits=STEP_LIMITS,

@@ -321,7 +321,7 @@ FAMILY = Family(
     # pipeline_wan.py: height and width "have to be divisible by 16" (check_inputs), the VAE's
     # 8x times the transformer's 2x2 patches.
     size_multiple=16,
-    frame_step=4,  # the documentation: "num_frames should be of the form 4 * k + 1"
+    frame_step=4,  # WanPipeline rounds num_frames - 1 to a multiple of its VAE's temporal factor, 4, with a warning
     frames_why="its video autoencoder keeps the first frame and packs each next 4 frames into one latent frame",
     max_tokens=512,  # WanPipeline's max_sequence_length default
     schedulers=SCHEDULERS,
@@ -336,10 +336,11 @@ FAMILY = Family(
     # float16 overflow (modeling_umt5.py). Not yet run on the real weights in float16 here.
     # What Wan 2.1 1.3B needs on a T4 (16 GB), from the sizes above: float16 weights; the VAE in
     # float32 ("Set the AutoencoderKLWan dtype to torch.float32 for better decoding quality",
-    # 0.51 GB); model CPU offload, since the UMT5 encoder alone is 11.4 GB in float16, and with
-    # the transformer (2.84 GB) and the VAE that makes 14.7 GB of weights on a 16 GB card, little
-    # room for the activations; as much free RAM as that encoder while it waits on the CPU; and
-    # about 29 GB of disk for the float32 download.
+    # 0.51 GB); model CPU offload, since the UMT5 encoder alone is 13.4 GB in float16 (transformers
+    # keeps its feed-forward output layers `wo`, 1.0 billion parameters, in float32), and with the
+    # transformer (2.84 GB) and the VAE that makes 16.7 GB of weights, more than a 16 GB card;
+    # as much free RAM as that encoder while it waits on the CPU; and about 29 GB of disk for the
+    # float32 download. t2v_helpers.memory.weight_bytes counts these.
     gpu_dtype=torch.float16,
     float32_parts=FLOAT32_PARTS,
     vae_switches=("enable_tiling",),  # a video VAE: tiles in space (AutoencoderKLWan.enable_tiling)
