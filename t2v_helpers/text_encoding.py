@@ -11,7 +11,9 @@ Measured on the CPU with random weights of the real shapes (benchmarks/results/c
 UMT5-XXL in bfloat16 held 10.95 GiB of RAM once loaded and peaked at 11.19 GiB encoding one
 512-token prompt; after `free_text_encoder` the process held 0.48 GiB. T5-XXL held 9.24 GiB and
 peaked at 9.31 GiB. Loading real weights adds what the file reader holds, so these are the
-floor. A machine with little more RAM than that (Colab's free tier) cannot hold UMT5-XXL beside
+floor. These are bfloat16 figures: in float16 transformers keeps each encoder's feed-forward
+output layers (`wo`, 1.0 billion parameters) in float32, so the float16 route needs about 2 GB
+more (UMT5-XXL 12.46 GiB of weights, T5-XXL 10.75 GiB: `t2v_helpers.memory.weight_bytes`). A machine with little more RAM than that (Colab's free tier) cannot hold UMT5-XXL beside
 the rest of the pipeline, and barely on its own: load the encoder straight onto the GPU instead,
 e.g. `UMT5EncoderModel.from_pretrained(id, subfolder="text_encoder", dtype=torch.float16, device_map="cuda")`,
 pass it to the pipeline's `from_pretrained(id, text_encoder=encoder, ...)`, call

@@ -49,6 +49,17 @@ def test_scheduler_is_the_real_models(empty_pipe):
         assert config[key] == REAL_SCHEDULER_CONFIG[key]
 
 
+def test_the_scheduler_config_is_the_whole_real_file():
+    # ali-vilab/text-to-video-ms-1.7b's scheduler/scheduler_config.json holds these keys besides _diffusers_version.
+    assert set(REAL_SCHEDULER_CONFIG) == {
+        "_class_name", "beta_start", "beta_end", "beta_schedule", "clip_sample", "clip_sample_range", "dynamic_thresholding_ratio",
+        "num_train_timesteps", "prediction_type", "sample_max_value", "set_alpha_to_one", "skip_prk_steps", "steps_offset",
+        "thresholding", "trained_betas",
+    }
+    assert (REAL_SCHEDULER_CONFIG["clip_sample_range"], REAL_SCHEDULER_CONFIG["dynamic_thresholding_ratio"]) == (1.0, 0.995)
+    assert REAL_SCHEDULER_CONFIG["sample_max_value"] == 1.0 and REAL_SCHEDULER_CONFIG["thresholding"] is False
+
+
 def test_forward_chunking_exists_on_this_unet(empty_pipe):
     """Notebook 07 teaches pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)."""
     empty_pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
