@@ -1,9 +1,11 @@
 """A studio of ipywidgets to make videos by turning knobs: controls, progress, the video, a history. Notebook 05.
 
-Only ipywidgets 8's own widgets are used, which JupyterLab, Jupyter Notebook 7, VS Code
-and Colab all display, so there is no front-end code to build or install.
+Only ipywidgets' own widgets are used, and only those that ipywidgets 7 and 8 share, so
+JupyterLab, Jupyter Notebook 7, VS Code and Colab (whose kernel runs ipywidgets 7) all
+display it, with no front-end code to build or install.
 """
 
+import base64
 import html
 import io
 import os
@@ -89,6 +91,20 @@ class HistoryEntry:
     sidecar: Path
     elapsed_s: float
     thumbnail: bytes
+
+
+def _video_html(mp4, width):
+    """An HTML5 player for the MP4 bytes `mp4`, embedded as a data: URL (muted, so browsers let it autoplay)."""
+    # Not widgets.Video: it sends the file as a binary buffer, which Colab's widget front ends
+    # do not pass on (colabtools#587, colab-cdn-widget-manager#33); HTML travels as text everywhere.
+    data = base64.b64encode(mp4).decode("ascii")
+    return f'<video src="data:video/mp4;base64,{data}" width="{width}" controls autoplay loop muted playsinline></video>'
+
+
+def _image_html(png, width):
+    """An <img> of the PNG bytes `png`, embedded as a data: URL (not widgets.Image, for the reason above)."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" width="{width}" alt="a frame from the middle of the video">'
 
 
 def _thumbnail(frames):
@@ -179,7 +195,7 @@ class Studio:
         self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="progress", style=_LABEL)
         self.elapsed = widgets.Label(value="")
         self.message = widgets.HTML(value="")
-        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, controls=True)
+        self.video = widgets.HTML(value="")  # an HTML5 <video>: see _video_html
         self.video.layout.display = "none"  # until there is a video to show
         self.files = widgets.HTML(value="")
         self.history_box = widgets.HBox(layout={"overflow_x": "auto", "width": "100%"})
@@ -222,8 +238,12 @@ class Studio:
         )
         self.ui.add_class("t2v-studio")
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.ui._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self):
+        # display() shows widgets of either version: ipywidgets 8's by their _repr_mimebundle_,
+        # ipywidgets 7's (Colab's kernel) by their _ipython_display_. IPython 7 to 9 call this method.
+        from IPython.display import display
+
+        display(self.ui)
 
     def values(self):
         """The controls' current values, as a dict. Notebook 05."""
@@ -443,7 +463,7 @@ class Studio:
     def show(self, entry):
         """Play a history entry's video again and list its files. Notebook 05."""
         try:
-            self.video.value = Path(entry.mp4).read_bytes()
+            mp4 = Path(entry.mp4).read_bytes()
         except OSError as error:
             self._say(
                 f"Cannot show video #{entry.number}: {html.escape(str(error))}. Its settings are still here: "
@@ -451,7 +471,7 @@ class Studio:
                 error=True,
             )
             return
-        self.video.width = str(max(320, entry.values["width"]))  # small videos are hard to see at their own size
+        self.video.value = _video_html(mp4, max(320, entry.values["width"]))  # small videos are hard to see at their own size
         self.video.layout.display = ""
         self.files.value = (
             f"Video #{entry.number}: MP4 <code>{html.escape(str(entry.mp4))}</code>, "
@@ -474,7 +494,7 @@ class Studio:
         load = widgets.Button(description="load", layout={"width": "80px"})
         show.on_click(lambda _button: self.show(entry))
         load.on_click(lambda _button: self._load_entry(entry))
-        thumbnail = widgets.Image(value=entry.thumbnail, format="png", width="96")
+        thumbnail = widgets.HTML(_image_html(entry.thumbnail, 96))
         card = widgets.VBox([thumbnail, caption, widgets.HBox([show, load])], layout={"min_width": "230px", "margin": "0 8px 0 0"})
         card.add_class("t2v-history-card")
         return card

@@ -1,9 +1,9 @@
-"""The studio (notebook 05) in a real browser: JupyterLab driven through Debian's headless Chromium.
+"""The studio (notebook 05) in a real browser: JupyterLab and Jupyter Notebook 7 driven through Debian's headless Chromium.
 
-JupyterLab runs on 127.0.0.1 on a free port, with a token, in a temporary folder that
+The front end runs on 127.0.0.1 on a free port, with a token, in a temporary folder that
 holds a copy of the notebook; Playwright's Python package drives the system's Chromium
 (no browser download). The test runs the notebook's cells, types a prompt, clicks
-Generate and waits for a playable <video>, then double-clicks Generate and checks that
+Generate and waits for a <video> that plays, then double-clicks Generate and checks that
 it made one video. It saves screenshots to tests/artifacts/.
 
 Needs Debian's chromium (`apt-get install -y chromium`); set T2V_SKIP_BROWSER=1 to skip.
@@ -95,19 +95,19 @@ def children(pid):
     return found
 
 
-def request(url, token, method="GET"):
+def http_request(url, token, method="GET"):
     req = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(req, timeout=5) as response:
         return response.status
 
 
-def stop_jupyterlab(process, port, token):
-    """Shut JupyterLab and its kernels down, politely first; return once the port is free."""
+def stop_jupyter(process, port, token):
+    """Shut the Jupyter server and its kernels down, politely first; return once the port is free."""
     # Kernels run in sessions of their own, so killing the server's group would miss them.
     kernels = children(process.pid)
     if process.poll() is None:
         try:
-            request(f"http://127.0.0.1:{port}/api/shutdown", token, method="POST")
+            http_request(f"http://127.0.0.1:{port}/api/shutdown", token, method="POST")
             process.wait(timeout=20)
         except Exception:  # no answer or too slow: signals below
             pass
@@ -126,13 +126,21 @@ def stop_jupyterlab(process, port, token):
     deadline = time.monotonic() + 15
     while not port_is_free(port):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"port {port} is still in use after stopping JupyterLab")
+            raise RuntimeError(f"port {port} is still in use after stopping the Jupyter server")
         time.sleep(0.2)
 
 
-@pytest.fixture
-def jupyterlab(chromium, tmp_path):
-    """JupyterLab serving a copy of notebook 05 from a temporary folder; stopped whatever happens."""
+# How to start each front end, and the address of a notebook in it.
+FRONT_ENDS = {
+    "jupyterlab": {"name": "JupyterLab", "module": "jupyterlab", "app": "LabApp", "path": "lab/tree"},
+    "notebook7": {"name": "Jupyter Notebook 7", "module": "notebook", "app": "JupyterNotebookApp", "path": "notebooks"},
+}
+
+
+@pytest.fixture(params=sorted(FRONT_ENDS))
+def jupyter(request, chromium, tmp_path):
+    """JupyterLab or Jupyter Notebook 7 serving a copy of notebook 05 from a temporary folder; stopped whatever happens."""
+    front_end = FRONT_ENDS[request.param]
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
@@ -151,18 +159,18 @@ def jupyterlab(chromium, tmp_path):
         T2V_OUTPUT_DIR=str(root / "outputs"),  # the notebook's videos, where the test looks for them
     )
     port, token = free_port(), secrets.token_hex(16)
-    log_path = tmp_path / "jupyterlab.log"
+    log_path = tmp_path / f"{request.param}.log"
     command = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-m", front_end["module"],
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
         "--port-retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, to run all cells and wait for them
+        f"--{front_end['app']}.expose_app_in_browser=True",  # window.jupyterapp, to run all cells and wait for them
     ]
-    if os.geteuid() == 0:  # CI containers run as root; JupyterLab refuses that unless told
+    if os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
         command.append("--allow-root")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -170,18 +178,18 @@ def jupyterlab(chromium, tmp_path):
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                pytest.fail(f"JupyterLab exited with code {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"{front_end['name']} exited with code {process.returncode}:\n{log_path.read_text()[-3000:]}")
             try:
-                if request(f"http://127.0.0.1:{port}/api/status", token) == 200:
+                if http_request(f"http://127.0.0.1:{port}/api/status", token) == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not answer on port {port} within 120 s:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"{front_end['name']} did not answer on port {port} within 120 s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield {"url": f"http://127.0.0.1:{port}", "token": token, "root": root, "log": log_path}
+        yield {"url": f"http://127.0.0.1:{port}", "token": token, "root": root, "log": log_path, "id": request.param, **front_end}
     finally:
-        stop_jupyterlab(process, port, token)
+        stop_jupyter(process, port, token)
 
 
 # Runs in the page: records every width the progress bar had and whether Generate was ever disabled.
@@ -216,15 +224,23 @@ KERNEL_IDLE = (
     " return k && k.status === 'idle'; }"
 )
 
+VIDEO = ".t2v-studio .t2v-video video"
 VIDEO_READY = """
 old => {
-  const video = document.querySelector('.t2v-studio video.t2v-video');
+  const video = document.querySelector('.t2v-studio .t2v-video video');
   return video && video.src && video.src !== old && video.readyState >= 2 && video.videoWidth > 0 && video.error === null;
+}
+"""
+# Playing: not paused, and its clock has moved on (autoplay muted, as the studio asks).
+VIDEO_PLAYS = """
+() => {
+  const video = document.querySelector('.t2v-studio .t2v-video video');
+  return video && !video.paused && video.currentTime > 0 && video.error === null;
 }
 """
 
 
-def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
+def test_studio_makes_a_video_in_jupyterlab_and_notebook_7_in_chromium(chromium, jupyter):
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -235,10 +251,10 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.set_default_timeout(TIMEOUT_MS)
         try:
-            page.goto(f"{jupyterlab['url']}/lab/tree/{NOTEBOOK.name}?token={jupyterlab['token']}")
+            page.goto(f"{jupyter['url']}/{jupyter['path']}/{NOTEBOOK.name}?token={jupyter['token']}")
             page.wait_for_function(KERNEL_IDLE)
             all_ran = page.evaluate(RUN_ALL, TIMEOUT_MS)
-            assert all_ran is True, f"running the notebook's cells in JupyterLab gave {all_ran!r}, not True"
+            assert all_ran is True, f"running the notebook's cells in {jupyter['name']} gave {all_ran!r}, not True"
 
             studio = page.locator(".t2v-studio")
             expect(studio).to_be_visible()
@@ -246,7 +262,7 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
             cards = page.locator(".t2v-studio .t2v-history-card")
             expect(cards).to_have_count(1)  # the video that the notebook's Step 6 made from code
             page.wait_for_function(VIDEO_READY, arg="")
-            old_src = page.eval_on_selector(".t2v-studio video.t2v-video", "v => v.src")
+            old_src = page.eval_on_selector(VIDEO, "v => v.src")
             assert page.evaluate(WATCH)
 
             prompt = page.locator(".t2v-studio .t2v-prompt textarea")
@@ -257,9 +273,12 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
             expect(cards).to_have_count(2)
             expect(page.locator(".t2v-studio .t2v-files")).to_contain_text("a-red-fox-in-the-snow-typed-in-a-browser")
             page.wait_for_function(VIDEO_READY, arg=old_src)
+            page.wait_for_function(VIDEO_PLAYS)
             state = page.eval_on_selector(
-                ".t2v-studio video.t2v-video",
-                "v => ({readyState: v.readyState, videoWidth: v.videoWidth, videoHeight: v.videoHeight, error: v.error})",
+                VIDEO, "v => ({readyState: v.readyState, videoWidth: v.videoWidth, videoHeight: v.videoHeight, error: v.error})"
+            )
+            thumbnails = page.eval_on_selector_all(
+                ".t2v-studio .t2v-history-card img", "images => images.map(i => i.complete && i.naturalWidth > 0)"
             )
             seen = page.evaluate("() => window.t2vSeen")
 
@@ -274,22 +293,24 @@ def test_studio_makes_a_video_in_jupyterlab_in_chromium(chromium, jupyterlab):
             page.wait_for_function(KERNEL_IDLE)
             expect(cards).to_have_count(3)
             expect(page.locator(".t2v-studio .t2v-message")).to_contain_text("Made video #3")
-            studio.screenshot(path=ARTIFACTS / "studio-jupyterlab.png")
-            page.screenshot(path=ARTIFACTS / "jupyterlab-page.png")
-            print(f"\nScreenshots in {ARTIFACTS}: studio-jupyterlab.png, jupyterlab-page.png; video {state}")
+            name = jupyter["id"]
+            studio.screenshot(path=ARTIFACTS / f"studio-{name}.png")
+            page.screenshot(path=ARTIFACTS / f"{name}-page.png")
+            print(f"\nScreenshots in {ARTIFACTS}: studio-{name}.png, {name}-page.png; video {state}")
         except Exception:
-            page.screenshot(path=ARTIFACTS / "jupyterlab-failure.png")
-            print(f"\nScreenshot of the failure: {ARTIFACTS / 'jupyterlab-failure.png'}; server log: {jupyterlab['log']}")
+            page.screenshot(path=ARTIFACTS / f"{jupyter['id']}-failure.png")
+            print(f"\nScreenshot of the failure: {ARTIFACTS / (jupyter['id'] + '-failure.png')}; server log: {jupyter['log']}")
             raise
         finally:
             browser.close()
 
     assert state["readyState"] >= 2 and state["videoWidth"] > 0 and state["error"] is None
+    assert thumbnails == [True, True], f"history thumbnails loaded: {thumbnails}"
     assert seen["disabled"], "the Generate button was never disabled while the video was being made"
     widths = [w for w in seen["widths"] if w is not None]
     missed = [step for step in range(1, steps + 1) if not any(abs(w - 100 * step / steps) < 0.01 for w in widths)]
     assert not missed, f"the progress bar never showed steps {missed} of {steps}; its widths were {widths}"
-    made = sorted(p.name for p in (jupyterlab["root"] / "outputs").glob("a-red-fox-in-the-snow-typed-in-a-browser*"))
+    made = sorted(p.name for p in (jupyter["root"] / "outputs").glob("a-red-fox-in-the-snow-typed-in-a-browser*"))
     assert any(name.endswith(".mp4") for name in made) and any(name.endswith(".json") for name in made), made
-    doubled = sorted(p.name for p in (jupyterlab["root"] / "outputs").glob("a-double-click*"))
+    doubled = sorted(p.name for p in (jupyter["root"] / "outputs").glob("a-double-click*"))
     assert len(doubled) == 2 and doubled[0].endswith(".json") and doubled[1].endswith(".mp4"), doubled

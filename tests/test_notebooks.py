@@ -99,3 +99,13 @@ def test_the_learner_reads_no_test_machinery(path):
         assert not re.search(r"\bCI\b|\bnbval\b|pytest", text), f"{path.name} {cell.id}: remarks about CI or tests"
         if cell.cell_type == "code":
             assert not re.search(r"^\s*assert\b", text, re.MULTILINE), f"{path.name} {cell.id}: asserts belong in tests/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_lets_run_all_go_on(path):
+    """Colab's "Run all" stops at the first error and ignores the `raises-exception` tag that Jupyter
+    and nbval honour: a cell that shows an error on purpose catches it and prints its message."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        assert "raises-exception" not in cell.metadata.get("tags", []), (
+            f"{path.name} cell {cell.id} raises on purpose: catch the error and print its message instead"
+        )
