@@ -195,6 +195,13 @@ COMPUTED = [
     Computed(NB07, "the UNet {} billion,", lambda: _parameters("unet"), ".3f", 1e-9),
     Computed(NB07, "the text encoder {} billion and", lambda: _parameters("text_encoder"), ".3f", 1e-9),
     Computed(NB07, "the VAE {} billion", lambda: _parameters("vae"), ".3f", 1e-9),
+    # first screens: the download of the fp16 weights, 2 bytes a parameter
+    *[Computed(f"notebooks/{nb}.ipynb", "about {} GB", lambda: _parameters() * 2, ".1f", 1e-9) for nb in (
+        "01_set_up", "02_build_the_pipeline", "03_swap_schedulers", "04_generate_and_display", "05_play_in_the_studio",
+        "06_watch_the_video_emerge", "07_memory_and_speed", "08_make_it_fast")],
+    Computed(NB10, "ModelScope's architecture, {} billion parameters", _parameters, ".3f", 1e-9),
+    Computed(NB10, "each download is at least {} GB (2 bytes a parameter", lambda: _parameters() * 2, ".1f", 1e-9),
+    Computed("notebooks/03_swap_schedulers.ipynb", "its share √ᾱ is {} there", lambda: _strength_one_mix(0), ".3f"),
     # notebook 10 and the README: what strength 1 leaves of the input, and the guidance of the card's call
     Computed(NB10, "the starting latents are {} × the enlarged frames' latents", lambda: _strength_one_mix(0), ".3f"),
     Computed(NB10, "latents + {} × noise", lambda: _strength_one_mix(1), ".3f"),
@@ -235,3 +242,25 @@ def test_prose_quotes_its_results_file(figure):
 def test_prose_quotes_the_code(figure):
     sentence = figure.text.format(format(figure.compute() * figure.scale, figure.fmt))
     assert sentence in prose(figure.doc), f"{figure.doc} should say {sentence!r} (computed by {figure.compute.__name__})"
+
+
+# Claims that were wrong and must not come back (issue 20): the starting point of strength 1
+# and the timestep 999 are not pure noise in ModelScope's schedule (see the Computed figures).
+WRONG = [
+    (re.compile(r"\b1 ignores (them|the)|to 1 \(ignore them\)|strength[^.]{0,40}\bignores? the input", re.IGNORECASE), "strength 1 does not ignore the input"),
+    (re.compile(r"999,? (the timestep of|where the model expects) pure noise|\bpure noise \(t = 999|999 = pure noise", re.IGNORECASE), "timestep 999 is not pure noise"),
+    (re.compile(r"feed-forward layers one frame at a time", re.IGNORECASE), "dim=1 chunks spatial blocks by position"),
+]
+OWN_DOCS = ["README.md", "t2v_helpers/upscale.py", NB10, *(f"notebooks/{p.name}" for p in sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb")))]
+
+
+@pytest.mark.parametrize("doc", OWN_DOCS)
+def test_no_wrong_claim_comes_back(doc):
+    path = ROOT / doc
+    # A notebook's Settings cell is left out here: it is edited apart from the lesson (issue 20 asks for
+    # its STRENGTH comment in the sharper notebook to be fixed there).
+    cells = nbformat.read(path, as_version=4).cells if path.suffix == ".ipynb" else []
+    text = "\n".join(c.source for c in cells if not c.get("id", "").endswith("settings")) if cells else path.read_text()
+    for pattern, why in WRONG:
+        found = pattern.search(" ".join(text.split()))
+        assert not found, f"{doc}: {found.group(0)!r} ({why})"
