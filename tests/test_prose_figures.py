@@ -172,6 +172,14 @@ def _strength_one_mix(part):
     return scheduler.add_noise(*((one, zero) if part == 0 else (zero, one)), scheduler.timesteps[:1]).item()
 
 
+def _zeroscope_sizes():
+    from t2v_helpers.families import find_model
+
+    small, big = find_model("zeroscope"), find_model("zeroscope-xl")
+    assert small.frames == big.frames
+    return f"{small.width} × {small.height} and {big.width} × {big.height}, {big.frames} frames"
+
+
 def _default_of(pipeline, name):
     import diffusers
 
@@ -202,6 +210,8 @@ COMPUTED = [
     Computed(NB10, "ModelScope's architecture, {} billion parameters", _parameters, ".3f", 1e-9),
     Computed(NB10, "each download is at least {} GB (2 bytes a parameter", lambda: _parameters() * 2, ".1f", 1e-9),
     Computed("notebooks/03_swap_schedulers.ipynb", "its share √ᾱ is {} there", lambda: _strength_one_mix(0), ".3f"),
+    Computed("notebooks/08_make_it_fast.ipynb", "it makes videos at other sizes ({})", _zeroscope_sizes, "s"),
+    Computed(NB10, "zeroscope's fine-tuned weights and its sizes ({})", _zeroscope_sizes, "s"),
     # notebook 10 and the README: what strength 1 leaves of the input, and the guidance of the card's call
     Computed(NB10, "the starting latents are {} × the enlarged frames' latents", lambda: _strength_one_mix(0), ".3f"),
     Computed(NB10, "latents + {} × noise", lambda: _strength_one_mix(1), ".3f"),
@@ -240,7 +250,8 @@ def test_prose_quotes_its_results_file(figure):
 
 @pytest.mark.parametrize("figure", COMPUTED, ids=lambda f: f"{Path(f.doc).stem}:{f.text[:40]}")
 def test_prose_quotes_the_code(figure):
-    sentence = figure.text.format(format(figure.compute() * figure.scale, figure.fmt))
+    value = figure.compute()
+    sentence = figure.text.format(format(value * figure.scale if figure.scale != 1.0 else value, figure.fmt))
     assert sentence in prose(figure.doc), f"{figure.doc} should say {sentence!r} (computed by {figure.compute.__name__})"
 
 
