@@ -180,6 +180,12 @@ def _zeroscope_sizes():
     return f"{small.width} × {small.height} and {big.width} × {big.height}, {big.frames} frames"
 
 
+def _family_guidance():
+    from t2v_helpers.families import family_named
+
+    return family_named("modelscope").guidance
+
+
 def _default_of(pipeline, name):
     import diffusers
 
@@ -212,6 +218,11 @@ COMPUTED = [
     Computed("notebooks/03_swap_schedulers.ipynb", "its share √ᾱ is {} there", lambda: _strength_one_mix(0), ".3f"),
     Computed("notebooks/08_make_it_fast.ipynb", "it makes videos at other sizes ({})", _zeroscope_sizes, "s"),
     Computed(NB10, "zeroscope's fine-tuned weights and its sizes ({})", _zeroscope_sizes, "s"),
+    Computed("README.md", "It guides at {}, `TextToVideoSDPipeline`'s default", lambda: _default_of("TextToVideoSDPipeline", "guidance_scale"), "g"),
+    Computed("README.md", "keeps `VideoToVideoSDPipeline`'s default of {} (from Python", lambda: _default_of("VideoToVideoSDPipeline", "guidance_scale"), "g"),
+    # ... and the same 9 is what `upscale` passes: the family's guidance
+    Computed("README.md", "It guides at {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
+    Computed(NB10, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
     # notebook 10 and the README: what strength 1 leaves of the input, and the guidance of the card's call
     Computed(NB10, "the starting latents are {} × the enlarged frames' latents", lambda: _strength_one_mix(0), ".3f"),
     Computed(NB10, "latents + {} × noise", lambda: _strength_one_mix(1), ".3f"),
