@@ -3,7 +3,8 @@
 The first pass makes the video at a size the model is fast at (576x320 with
 `cerspense/zeroscope_v2_576w`). The second resizes its frames to 1024x576, adds noise to
 them and lets `cerspense/zeroscope_v2_XL` denoise part of the way back: `strength` says
-how far (0 keeps the resized frames, 1 starts from pure noise and ignores them).
+how far (0 keeps the resized frames; 1 starts at timestep 999, where ModelScope's schedule
+still keeps about 7% of the input, so even then the frames leak through).
 """
 
 import inspect
@@ -90,8 +91,9 @@ def _quiet_deprecation():
 def as_upscaler(pipe):
     """A VideoToVideoSDPipeline sharing `pipe`'s parts (no second copy in memory), placed as `pipe` was. Notebook 10.
 
-    On a GPU it also turns on the zeroscope_v2_XL card's memory switch, forward chunking of the
-    UNet's feed-forward layers one frame at a time (slower, leaner); VAE slicing stays as it was.
+    On a GPU it also turns on the zeroscope_v2_XL card's memory switch, forward chunking with
+    dim=1: the feed-forward layers of the spatial transformer blocks run one spatial position at a
+    time, those of the temporal blocks one frame at a time (slower, leaner); VAE slicing stays as it was.
     """
     import diffusers
 
@@ -163,7 +165,7 @@ def check_strength(strength):
     """Return `strength` as a float if it is a number from 0 to 1, else raise SettingError. Notebook 10."""
     if isinstance(strength, numbers.Real) and not isinstance(strength, bool) and 0 <= strength <= 1:
         return float(strength)
-    allowed = "a number from 0 (keep the input frames) to 1 (ignore them); zeroscope_v2_XL's card suggests 0.66 to 0.85"
+    allowed = "a number from 0 (keep the input frames) to 1 (noise them the most); zeroscope_v2_XL's card suggests 0.66 to 0.85"
     if isinstance(strength, str):
         problem = "is text, not a number"
     elif isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength):

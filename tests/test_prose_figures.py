@@ -1,15 +1,20 @@
-"""Every measured number in the prose comes from a committed results file that the text names.
+"""Every number in the prose comes from a committed results file that the text names, or from the code.
 
 Each Figure says where a number is written (a notebook's markdown or the README), the
 words around it with `{}` where the number stands, and which value of which results file
 it is. The test formats the value and looks for the sentence, so a re-measured results
 file whose numbers no longer match the prose fails here until the prose is updated.
+Each Computed says the same for a number the code or the pinned libraries compute (a
+parameter count, a scheduler's noise level, a pipeline's default).
 """
 
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import inspect
+from typing import Callable
 
 import nbformat
 import pytest
@@ -147,6 +152,88 @@ FIGURES = [
 ]
 
 
+def _parameters(*parts):
+    from t2v_helpers.architecture import full_size_parameters
+
+    counts = full_size_parameters()
+    return sum(counts[p] for p in parts or ("unet", "text_encoder", "vae"))
+
+
+def _strength_one_mix(part):
+    """The share of the input (part 0) or of the noise (part 1) in the latents where strength 1 starts."""
+    import torch
+    from diffusers import DPMSolverMultistepScheduler
+
+    from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+
+    scheduler = DPMSolverMultistepScheduler.from_config(REAL_SCHEDULER_CONFIG)  # notebook 10 sets "dpm"
+    scheduler.set_timesteps(40)
+    one, zero = torch.ones(1), torch.zeros(1)
+    return scheduler.add_noise(*((one, zero) if part == 0 else (zero, one)), scheduler.timesteps[:1]).item()
+
+
+def _zeroscope_sizes():
+    from t2v_helpers.families import find_model
+
+    small, big = find_model("zeroscope"), find_model("zeroscope-xl")
+    assert small.frames == big.frames
+    return f"{small.width} × {small.height} and {big.width} × {big.height}, {big.frames} frames"
+
+
+def _family_guidance():
+    from t2v_helpers.families import family_named
+
+    return family_named("modelscope").guidance
+
+
+def _default_of(pipeline, name):
+    import diffusers
+
+    return inspect.signature(getattr(diffusers, pipeline).__call__).parameters[name].default
+
+
+@dataclass(frozen=True)
+class Computed:
+    doc: str  # the file whose prose holds the number
+    text: str  # the words around the number, with {} where it stands
+    compute: Callable[[], float]  # the code that gives the number
+    fmt: str = ".3g"
+    scale: float = 1.0
+
+
+NB10 = "notebooks/10_make_it_sharper.ipynb"
+NB07 = "notebooks/07_memory_and_speed.ipynb"
+COMPUTED = [
+    # notebook 07 counts the parameters; the model card's "about 1.7 billion" is reconciled there
+    Computed(NB07, "the three parts hold {} billion parameters", _parameters, ".3f", 1e-9),
+    Computed(NB07, "the UNet {} billion,", lambda: _parameters("unet"), ".3f", 1e-9),
+    Computed(NB07, "the text encoder {} billion and", lambda: _parameters("text_encoder"), ".3f", 1e-9),
+    Computed(NB07, "the VAE {} billion", lambda: _parameters("vae"), ".3f", 1e-9),
+    # first screens: the download of the fp16 weights, 2 bytes a parameter
+    *[Computed(f"notebooks/{nb}.ipynb", "about {} GB", lambda: _parameters() * 2, ".1f", 1e-9) for nb in (
+        "01_set_up", "02_build_the_pipeline", "03_swap_schedulers", "04_generate_and_display", "05_play_in_the_studio",
+        "06_watch_the_video_emerge", "07_memory_and_speed", "08_make_it_fast")],
+    Computed(NB10, "ModelScope's architecture, {} billion parameters", _parameters, ".3f", 1e-9),
+    Computed(NB10, "each download is at least {} GB (2 bytes a parameter", lambda: _parameters() * 2, ".1f", 1e-9),
+    Computed("notebooks/03_swap_schedulers.ipynb", "its share √ᾱ is {} there", lambda: _strength_one_mix(0), ".3f"),
+    Computed("notebooks/08_make_it_fast.ipynb", "it makes videos at other sizes ({})", _zeroscope_sizes, "s"),
+    Computed(NB10, "zeroscope's fine-tuned weights and its sizes ({})", _zeroscope_sizes, "s"),
+    Computed("README.md", "It guides at {}, `TextToVideoSDPipeline`'s default", lambda: _default_of("TextToVideoSDPipeline", "guidance_scale"), "g"),
+    Computed("README.md", "keeps `VideoToVideoSDPipeline`'s default of {} (from Python", lambda: _default_of("VideoToVideoSDPipeline", "guidance_scale"), "g"),
+    # ... and the same 9 is what `upscale` passes: the family's guidance
+    Computed("README.md", "It guides at {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
+    Computed(NB10, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
+    # notebook 10 and the README: what strength 1 leaves of the input, and the guidance of the card's call
+    Computed(NB10, "the starting latents are {} × the enlarged frames' latents", lambda: _strength_one_mix(0), ".3f"),
+    Computed(NB10, "latents + {} × noise", lambda: _strength_one_mix(1), ".3f"),
+    Computed("README.md", "though even then about {} of them is left", lambda: _strength_one_mix(0), ".0%"),
+    Computed("t2v_helpers/upscale.py", "still keeps about {} of the input", lambda: _strength_one_mix(0), ".0%"),
+    Computed(NB10, "runs `VideoToVideoSDPipeline`'s default of {}.", lambda: _default_of("VideoToVideoSDPipeline", "guidance_scale"), "g"),
+    Computed(NB10, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _default_of("TextToVideoSDPipeline", "guidance_scale"), "g"),
+    Computed(NB10, "pipeline's default of {}, and this notebook", lambda: _default_of("VideoToVideoSDPipeline", "num_inference_steps"), "g"),
+]
+
+
 def prose(doc):
     """The text a reader reads: a notebook's markdown cells, or a Markdown file, with whitespace collapsed."""
     path = ROOT / doc
@@ -170,3 +257,32 @@ def test_prose_quotes_its_results_file(figure):
     text = prose(figure.doc)
     assert sentence in text, f"{figure.doc} should say {sentence!r} (from {figure.source} {figure.key})"
     assert Path(figure.source).stem in text, f"{figure.doc} quotes {figure.source} without naming it"
+
+
+@pytest.mark.parametrize("figure", COMPUTED, ids=lambda f: f"{Path(f.doc).stem}:{f.text[:40]}")
+def test_prose_quotes_the_code(figure):
+    value = figure.compute()
+    sentence = figure.text.format(format(value * figure.scale if figure.scale != 1.0 else value, figure.fmt))
+    assert sentence in prose(figure.doc), f"{figure.doc} should say {sentence!r} (computed by {figure.compute.__name__})"
+
+
+# Claims that were wrong and must not come back (issue 20): the starting point of strength 1
+# and the timestep 999 are not pure noise in ModelScope's schedule (see the Computed figures).
+WRONG = [
+    (re.compile(r"\b1 ignores (them|the)|to 1 \(ignore them\)|strength[^.]{0,40}\bignores? the input", re.IGNORECASE), "strength 1 does not ignore the input"),
+    (re.compile(r"999,? (the timestep of|where the model expects) pure noise|\bpure noise \(t = 999|999 = pure noise", re.IGNORECASE), "timestep 999 is not pure noise"),
+    (re.compile(r"feed-forward layers one frame at a time", re.IGNORECASE), "dim=1 chunks spatial blocks by position"),
+]
+OWN_DOCS = ["README.md", "t2v_helpers/upscale.py", NB10, *(f"notebooks/{p.name}" for p in sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb")))]
+
+
+@pytest.mark.parametrize("doc", OWN_DOCS)
+def test_no_wrong_claim_comes_back(doc):
+    path = ROOT / doc
+    # A notebook's Settings cell is left out here: it is edited apart from the lesson (issue 20 asks for
+    # its STRENGTH comment in the sharper notebook to be fixed there).
+    cells = nbformat.read(path, as_version=4).cells if path.suffix == ".ipynb" else []
+    text = "\n".join(c.source for c in cells if not c.get("id", "").endswith("settings")) if cells else path.read_text()
+    for pattern, why in WRONG:
+        found = pattern.search(" ".join(text.split()))
+        assert not found, f"{doc}: {found.group(0)!r} ({why})"
