@@ -116,34 +116,35 @@ FIGURES = [
     Figure("notebooks/08_make_it_fast.ipynb", " {} s with SDPA, torch's choice", "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, torch's choice", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with SDPA, math kernel', "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, math kernel", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with AttnProcessor (no SDPA)', "benchmarks/results/cpu-fast-full.json", "attention.median_s.AttnProcessor (no SDPA)", ".3g"),
-    # notebooks/09_move_to_wan.ipynb
-    Figure("notebooks/09_move_to_wan.ipynb", "The process held {} GiB after loading the encoder", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "and peaked at {} GiB while encoding one prompt padded to 512 tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].peak_rss_encode", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "while encoding one prompt padded to {} tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].prompt_tokens", "g"),
-    Figure("notebooks/09_move_to_wan.ipynb", "after the encoder was freed, it held {} GiB.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_free", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "Encoding that one prompt took {} s on", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].encode_s", ".0f"),
-    Figure("notebooks/09_move_to_wan.ipynb", "on the machine's {} shared cores", "benchmarks/results/cpu-text-encoder-memory.json", "machine.cores", "g"),
-    Figure("notebooks/09_move_to_wan.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "which held {} GiB in this project's CPU measurement (Step 6)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
-    # notebooks/10_make_it_sharper.ipynb
-    Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, ", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.none", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "{} GiB with model offload and", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.model", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "{} GiB with sequential offload. With the margin", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.sequential", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "on a GPU with {} GiB (gibibytes) free", "benchmarks/results/upscale-memory.json", "free_gib", ".0f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "the XL pass at up to {} frames with model offload", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.model", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "or {} with sequential offload (much slower)", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.sequential", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "real heights and widths ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", " frames, {} steps, strength", "benchmarks/results/cpu-upscale-costs.json", "setting.steps", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "The second pass took {} times as long as the first", "benchmarks/results/cpu-upscale-costs.json", "ratio_median", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "(median of {} pairs,", "benchmarks/results/cpu-upscale-costs.json", "setting.rounds", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "pairs, spread {} to", "benchmarks/results/cpu-upscale-costs.json", "ratio_min", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", " to {}), though it ran only", "benchmarks/results/cpu-upscale-costs.json", "ratio_max", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "though it ran only {} of its", "benchmarks/results/cpu-upscale-costs.json", "setting.upscale_steps_run", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "shared the machine's {} cores", "benchmarks/results/cpu-upscale-costs.json", "machine.cores", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "(load average {} before,", "benchmarks/results/cpu-upscale-costs.json", "load_before", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "before, {} after): take", "benchmarks/results/cpu-upscale-costs.json", "load_after", ".1f"),
+    # notebooks/09_move_to_wan.ipynb: its figures are printed by its code cells
+    # notebooks/10_big_text_encoders.ipynb
+    Figure("notebooks/10_big_text_encoders.ipynb", "The process held {} GiB after loading the encoder", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "and peaked at {} GiB while encoding one prompt padded to 512 tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].peak_rss_encode", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "while encoding one prompt padded to {} tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].prompt_tokens", "g"),
+    Figure("notebooks/10_big_text_encoders.ipynb", "after the encoder was freed, it held {} GiB.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_free", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "Encoding that one prompt took {} s on", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].encode_s", ".0f"),
+    Figure("notebooks/10_big_text_encoders.ipynb", "on the machine's {} shared cores", "benchmarks/results/cpu-text-encoder-memory.json", "machine.cores", "g"),
+    Figure("notebooks/10_big_text_encoders.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "which held {} GiB in this project's CPU measurement (Step 1)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
+    # notebooks/11_make_it_sharper.ipynb
+    Figure("notebooks/11_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "it predicts {} GiB without offload, ", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.none", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "{} GiB with model offload and", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.model", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "{} GiB with sequential offload. With the margin", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.sequential", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "on a GPU with {} GiB (gibibytes) free", "benchmarks/results/upscale-memory.json", "free_gib", ".0f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "the XL pass at up to {} frames with model offload", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.model", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "or {} with sequential offload (much slower)", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.sequential", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "real heights and widths ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", " frames, {} steps, strength", "benchmarks/results/cpu-upscale-costs.json", "setting.steps", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "The second pass took {} times as long as the first", "benchmarks/results/cpu-upscale-costs.json", "ratio_median", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "(median of {} pairs,", "benchmarks/results/cpu-upscale-costs.json", "setting.rounds", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "pairs, spread {} to", "benchmarks/results/cpu-upscale-costs.json", "ratio_min", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", " to {}), though it ran only", "benchmarks/results/cpu-upscale-costs.json", "ratio_max", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "though it ran only {} of its", "benchmarks/results/cpu-upscale-costs.json", "setting.upscale_steps_run", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "shared the machine's {} cores", "benchmarks/results/cpu-upscale-costs.json", "machine.cores", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "(load average {} before,", "benchmarks/results/cpu-upscale-costs.json", "load_before", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "before, {} after): take", "benchmarks/results/cpu-upscale-costs.json", "load_after", ".1f"),
 ]
 
 
@@ -170,3 +171,28 @@ def test_prose_quotes_its_results_file(figure):
     text = prose(figure.doc)
     assert sentence in text, f"{figure.doc} should say {sentence!r} (from {figure.source} {figure.key})"
     assert Path(figure.source).stem in text, f"{figure.doc} quotes {figure.source} without naming it"
+
+
+def _download_gb(family):
+    """Bytes a family's full-size repository stores, from the parameter counts: float32 files for Wan, float16 but the VAE for CogVideoX."""
+    if family == "wan":
+        from t2v_helpers.families.wan import full_size_parameters
+
+        return sum(full_size_parameters().values()) * 4 / 1e9
+    from t2v_helpers.families.cogvideox import full_size_parameters
+
+    return sum(count * (4 if part == "vae" else 2) for part, count in full_size_parameters().items()) / 1e9
+
+
+@pytest.mark.parametrize(
+    "doc, text, family",
+    [
+        ("notebooks/09_move_to_wan.ipynb", "4 bytes a parameter: about {} GB on first use", "wan"),
+        ("notebooks/10_big_text_encoders.ipynb", "Wan 2.1 T2V 1.3B, about {} GB of float32 files", "wan"),
+        ("notebooks/10_big_text_encoders.ipynb", "and CogVideoX-2B, about {} GB:", "cogvideox"),
+    ],
+)
+def test_first_screens_quote_the_download_counted_from_the_parameters(doc, text, family):
+    """The download sizes on notebooks 09 and 10's first screens are the counted parameters times the bytes the files store."""
+    sentence = text.format(format(_download_gb(family), ".0f"))
+    assert sentence in prose(doc), f"{doc} should say {sentence!r}"

@@ -75,7 +75,7 @@ class Family:
     decode: Optional[Callable] = None  # decode(pipe, latents of one video, batch dim kept) -> (frames, height, width, 3) in 0..1
     memory: Optional[object] = None  # a t2v_helpers.memory profile of the full-size model
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments every call passes
-    upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 10), if any
+    upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 11), if any
     about: str = ""
 
     @property
