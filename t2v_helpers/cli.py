@@ -22,6 +22,7 @@ from .errors import (
     ModelNotAvailableError,
     NonFiniteFramesError,
     PickleWeightsError,
+    RAMError,
     SettingError,
     VideoExportError,
     shorten,
@@ -33,7 +34,7 @@ from .schedulers import check_scheduler_name, scheduler_names
 from .validate import check_output_dir, check_prompt, check_settings
 
 # Errors whose message already tells the user what to change: print it, no traceback.
-USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError)
+USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError, RAMError)
 DEFAULT_PROMPT = "Spiderman is surfing"
 # A prompts file is a few lines of text; reading stops here (so /dev/zero or a video by mistake cannot fill memory).
 MAX_PROMPTS_BYTES = 1_000_000

@@ -192,3 +192,14 @@ def test_the_cpu_notice_cites_only_what_was_measured_for_that_family(monkeypatch
     runtime = t2v.choose_runtime(model=model)
     assert runtime.dtype == (torch.bfloat16 if bf16 else torch.float32)
     assert "cpu-full.json" not in runtime.reason and "ModelScope" not in runtime.reason
+
+
+def test_the_command_line_says_why_a_model_does_not_fit_the_ram_without_a_traceback(monkeypatch, tmp_path, capsys):
+    from t2v_helpers import cli
+
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: 11 * GIB)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a prompt", "--model", "wan", "--steps", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert "t2v generate: error:" in err and "GiB of RAM available" in err
