@@ -203,3 +203,13 @@ def test_the_command_line_says_why_a_model_does_not_fit_the_ram_without_a_traceb
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "Traceback" not in err
     assert "t2v generate: error:" in err and "GiB of RAM available" in err
+
+
+def test_wanpipeline_takes_a_dtype_per_part_on_the_cpu_as_notebook_09_says():
+    """Notebook 09: `dtype={"default": torch.float16, "vae": torch.float32}` loads with the pinned libraries, on a CPU too."""
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(t2v.model_path("tiny-wan"), dtype={"default": torch.float16, "vae": torch.float32})
+    assert (pipe.transformer.dtype, pipe.vae.dtype) == (torch.float16, torch.float32)
+    kept = {name.rsplit(".", 1)[0].rsplit(".", 1)[-1] for name, p in pipe.text_encoder.named_parameters() if p.dtype == torch.float32}
+    assert kept == {"wo"}, "transformers keeps only the feed-forward output layers in float32"
