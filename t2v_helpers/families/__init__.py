@@ -54,7 +54,7 @@ class Family:
     name: str
     pipeline: str  # the diffusers class that makes videos from text
     classes: tuple  # every model_index.json `_class_name` that belongs to this family
-    denoiser: str  # the pipeline attribute called once per step: "unet" or "transformer"
+    denoiser: str  # the pipeline attribute that predicts the noise at every step: "unet" or "transformer"
     models: tuple  # Model entries; the first is the family's default
     fps: int
     steps: int
@@ -176,5 +176,5 @@ def vae_is_lean(pipe):
 
 
 def denoiser(pipe):
-    """The part of `pipe` called once per step: its UNet or its transformer. Notebook 09."""
+    """The part of `pipe` called at every step (twice for Wan with guidance: prompt, then negative prompt): its UNet or transformer. Notebook 09."""
     return getattr(pipe, family_of(pipe).denoiser)
