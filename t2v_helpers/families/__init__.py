@@ -54,7 +54,7 @@ class Family:
     name: str
     pipeline: str  # the diffusers class that makes videos from text
     classes: tuple  # every model_index.json `_class_name` that belongs to this family
-    denoiser: str  # the pipeline attribute that predicts the noise at every step: "unet" or "transformer"
+    denoiser: str  # the pipeline attribute that denoises at every step: "unet" or "transformer"
     models: tuple  # Model entries; the first is the family's default
     fps: int
     steps: int
