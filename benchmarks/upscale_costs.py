@@ -1,4 +1,4 @@
-"""What each pass of notebook 10 costs on this CPU: the tiny text-to-video model, then the tiny upscaler.
+"""What each pass of notebook 11 costs on this CPU: the tiny text-to-video model, then the tiny upscaler.
 
     .venv/bin/python benchmarks/upscale_costs.py
 
@@ -50,7 +50,7 @@ def main():
             times[name].append(passes[name]().elapsed_s)
     ratios = [u / g for u, g in zip(times["upscale"], times["generate"])]
     results = dict(
-        title="The two passes of notebook 10 with the tiny models, CPU",
+        title="The two passes of notebook 11 with the tiny models, CPU",
         date=date.today().isoformat(),
         machine=machine(),
         setting=dict(frames=FRAMES, steps=STEPS, strength=STRENGTH, upscale_steps_run=steps_run(STEPS, STRENGTH),

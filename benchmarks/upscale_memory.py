@@ -1,4 +1,4 @@
-"""Predicted GPU memory of notebook 10's two passes on a T4 (t2v_helpers.memory.T4_FREE), from t2v_helpers.memory.
+"""Predicted GPU memory of notebook 11's two passes on a T4 (t2v_helpers.memory.T4_FREE), from t2v_helpers.memory.
 
     .venv/bin/python benchmarks/upscale_memory.py
 
@@ -38,7 +38,7 @@ def main():
         )
         print(f"{name}: {reason} Most frames predicted to fit: {passes[name]['most_frames_that_fit']}")
     results = dict(
-        title="Predicted peak GPU memory of the two passes of notebook 10 (t2v_helpers.memory), float16, VAE slicing",
+        title="Predicted peak GPU memory of the two passes of notebook 11 (t2v_helpers.memory), float16, VAE slicing",
         date=date.today().isoformat(),
         free_gib=FREE_GIB,
         margin=dict(fraction_of_activations=MARGIN_FRACTION, gib=MARGIN_BYTES / GIB),

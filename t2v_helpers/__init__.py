@@ -7,7 +7,7 @@ from .compare import DEFAULT_RUNS, Comparison, compare_schedulers, count_unet_ca
 from .denoise import Denoising, capture_denoising, decode_latents, pick_steps, preview_costs, preview_latents, views_at_steps
 from .environment import environment_report, gpu_info, library_versions
 from .fast import MCM_STYLES, FastSettingWarning, make_fast, undo_fast
-from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, PromptTooLongWarning, SettingError, VideoExportError
+from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, PromptTooLongWarning, RAMError, SettingError, VideoExportError
 from .generate import VideoResult, check_settings, generate
 from . import families
 from .families import Family, Model, family_of, find_model, model_of, models

@@ -22,6 +22,7 @@ from .errors import (
     ModelNotAvailableError,
     NonFiniteFramesError,
     PickleWeightsError,
+    RAMError,
     SettingError,
     VideoExportError,
     shorten,
@@ -33,7 +34,7 @@ from .schedulers import check_scheduler_name, scheduler_names
 from .validate import check_output_dir, check_prompt, check_settings
 
 # Errors whose message already tells the user what to change: print it, no traceback.
-USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError)
+USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError, RAMError)
 DEFAULT_PROMPT = "Spiderman is surfing"
 # A prompts file is a few lines of text; reading stops here (so /dev/zero or a video by mistake cannot fill memory).
 MAX_PROMPTS_BYTES = 1_000_000
@@ -295,16 +296,16 @@ def main(argv=None, prog="t2v"):
         signal.signal(signal.SIGTERM, before)
 
 
-# --- t2v upscale (notebook 10) -------------------------------------------------------------------
+# --- t2v upscale (notebook 11) -------------------------------------------------------------------
 
 
 def add_upscale_command(commands):
-    """The `t2v upscale VIDEO --strength 0.6` subcommand: zeroscope_v2_XL's video-to-video pass. Notebook 10."""
+    """The `t2v upscale VIDEO --strength 0.6` subcommand: zeroscope_v2_XL's video-to-video pass. Notebook 11."""
     from .upscale import STRENGTH, UPSCALER
 
     upscale = commands.add_parser(
         "upscale",
-        help="make a video sharper: resize it and re-denoise it with zeroscope_v2_XL (notebook 10)",
+        help="make a video sharper: resize it and re-denoise it with zeroscope_v2_XL (notebook 11)",
         description="Resize a video's frames to the upscaler's size (1024x576 for zeroscope_v2_XL) and re-denoise them at "
         "--strength. The prompt comes from the video's JSON sidecar unless --prompt gives one. With no GPU, or no way "
         "to the model's weights, --model auto uses the built-in tiny-zeroscope-xl and says so (its videos are noise).",

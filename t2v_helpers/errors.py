@@ -76,3 +76,11 @@ class PickleWeightsError(ValueError):
 
 class VideoExportError(OSError):
     """ffmpeg did not write a complete video (full disk, killed ffmpeg); nothing was saved. Notebook 04."""
+
+
+class RAMError(MemoryError):
+    """The model's parts need more RAM than the machine has available; refused before loading. Notebook 09.
+
+    A MemoryError, the built-in error for running out of memory; raised before any weight is
+    read, because a hosted runtime such as Colab stops the whole runtime when its RAM runs out.
+    """

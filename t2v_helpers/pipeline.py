@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
+from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, RAMError, SettingError, shorten
 from .families import families, family_named, lean_vae, family_of_class, family_of_folder, find_model, models
 from .tiny import build_tiny
-from .validate import check_choice
+from .validate import available_memory, check_choice
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
 OFFLOAD_MODES = ("auto", "model", "sequential", "none")
@@ -23,6 +23,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 # Libraries whose classes a model_index.json may name; any other module is code shipped with the model.
 KNOWN_LIBRARIES = ("diffusers", "transformers")
+# RAM kept free beyond the weights for Python, torch and the file reader: a margin chosen, not measured.
+RAM_MARGIN = 2**30
 
 
 @dataclass
@@ -77,16 +79,19 @@ def choose_runtime(offload="auto", dtype=None, model=None):
             "'auto' or 'none' on a machine without a GPU",
             "offload='auto'",
         )
+    measured = model.family == "modelscope"  # benchmarks/results/cpu-full.json measured ModelScope only
     if dtype is not None:
         why = "the dtype you asked for"
     elif cpu_has_bfloat16():
         dtype = torch.bfloat16
         why = ("this CPU has bfloat16 instructions, and on such a CPU the full-size ModelScope model ran faster, in about "
-               "half the memory, than in float32 (benchmarks/results/cpu-full.json)")
+               "half the memory, than in float32 (benchmarks/results/cpu-full.json)" if measured else
+               "this CPU has bfloat16 instructions, so it computes bfloat16 natively, in half the memory of float32")
     else:
         dtype = torch.float32
         why = ("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), and bfloat16 was measured "
-               "faster only on one that has them (benchmarks/results/cpu-full.json)")
+               "faster only on one that has them (benchmarks/results/cpu-full.json)" if measured else
+               "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), and every CPU computes float32 natively")
     return Runtime("cpu", dtype, "none", f"No CUDA GPU: running on the CPU in {str(dtype)[6:]}, without offload: {why}.")
 
 
@@ -121,6 +126,10 @@ def default_model(model="modelscope"):
     model_id = listed.id
     if not torch.cuda.is_available():
         return tiny, f"No CUDA GPU here, so the built-in tiny model {tiny!r} is used: its videos are noise."
+    try:
+        check_ram(model, family_named(listed.family).gpu_dtype)
+    except RAMError as error:
+        return tiny, f"{error} For now the built-in tiny model {tiny!r} is used: its videos are noise."
     from huggingface_hub import try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(model_id, "model_index.json"), str):
@@ -134,6 +143,49 @@ def default_model(model="modelscope"):
     except Exception as error:  # any failure to reach the hub means: work offline
         return tiny, f"The hub is unreachable ({type(error).__name__}): using the tiny model {tiny!r} (noise)."
     return model_id, f"Downloading {model_id} from the hub on first use (several GB): {listed.about}"
+
+
+def ram_needed(model, dtype):
+    """Bytes of RAM each part of a listed full-size model holds once loaded in `dtype`, or None for a tiny one. Notebook 09.
+
+    from_pretrained reads every part into RAM, and with model offload (or on a CPU) they all stay
+    there: the text encoder, the denoiser and the VAE, counted by t2v.memory.weight_bytes.
+    """
+    listed = find_model(model)
+    family = family_named(listed.family) if listed else None
+    if listed is None or listed.tiny or family.memory is None:
+        return None
+    from .memory import weight_bytes
+
+    weights = weight_bytes(dtype, family)
+    return {part: weights[part] for part in ("text_encoder", family.memory.denoiser, "vae")}
+
+
+def check_ram(model, dtype, available=None):
+    """Refuse, before loading, a full-size model whose parts need more RAM than is available now. Notebook 09.
+
+    Returns a sentence saying how the weights compare with the RAM available (MemAvailable in
+    /proc/meminfo), or raises RAMError: Colab stops the whole runtime when its RAM runs out, so a
+    load that cannot fit must not start. A tiny model, or a machine that does not say, passes.
+    """
+    needed = ram_needed(model, dtype)
+    if needed is None:
+        return f"{model!r} is a tiny model: it needs little RAM."
+    total = sum(needed.values())
+    available = available_memory(None) if available is None else available
+    parts = ", ".join(f"{part.replace('_', ' ')} {size / 2**30:.1f}" for part, size in needed.items())
+    weights = f"{model!r} holds {total / 2**30:.1f} GiB of weights in RAM in {str(dtype)[6:]} ({parts} GiB)"
+    if available is None:
+        return f"{weights}; this machine's available RAM is unknown, so it was not checked."
+    if total + RAM_MARGIN <= available:
+        return f"{weights}; it fits in the {available / 2**30:.1f} GiB of RAM available."
+    raise RAMError(
+        f"{weights}, and with {RAM_MARGIN / 2**30:.0f} GiB for Python and torch that is more than the "
+        f"{available / 2**30:.1f} GiB of RAM available now, so it was not loaded: a machine that runs out of RAM "
+        "stops the whole runtime (Colab says 'Your session crashed after using all available RAM'). Use a machine "
+        "with more RAM (Colab's High-RAM runtime), or keep the text encoder out of RAM: encode the prompt once and "
+        "free the encoder (notebook 10)."
+    )
 
 
 def pickle_only_weights(folder):
@@ -287,7 +339,8 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     `t2v_runtime` attribute records what was chosen and why. Weights load from
     safetensors only; `allow_pickle=True` also loads pickle (`.bin`) weights, which
     can run code: use it only for a model whose source you trust. A model that is
-    neither cached nor downloadable raises ModelNotAvailableError with the command to fetch it.
+    neither cached nor downloadable raises ModelNotAvailableError with the command to fetch it; a
+    listed full-size model whose parts do not fit the RAM available raises RAMError before loading (`check_ram`).
     With `verbose`, it prints one line: what it chose and why (and, for 'tiny', that its
     videos are noise). Loading bars and the pipeline's deprecation notice are hidden while
     it loads; notebook 02 explains the notice.
@@ -307,6 +360,8 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     if listed is None and local:  # a folder: ask for the fp16 files only where it has them
         variant = "fp16" if any(Path(path).glob("*/*.fp16.*")) else None
     runtime = choose_runtime(offload, dtype, model)
+    if listed is not None:
+        check_ram(model_id, runtime.dtype)  # before any weight is read: running out of RAM stops a Colab runtime
     if local and not allow_pickle:
         unsafe = pickle_only_weights(path)
         if unsafe:

@@ -190,7 +190,7 @@ class Studio:
 
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.upscale_button = widgets.Button(description="Upscale", icon="expand", disabled=True,
-                                             tooltip="Make the newest video sharper with zeroscope's video-to-video model (notebook 10)")
+                                             tooltip="Make the newest video sharper with zeroscope's video-to-video model (notebook 11)")
         self.upscaler = None  # loaded at the first Upscale click
         self.progress = widgets.IntProgress(value=0, min=0, max=self.steps.value, description="progress", style=_LABEL)
         self.elapsed = widgets.Label(value="")
@@ -384,7 +384,7 @@ class Studio:
         return entry
 
     def upscale_last(self, _button=None):
-        """Upscale the newest video (twice its size, up to 1024x576) and add it to the history: the Upscale button. Notebook 10.
+        """Upscale the newest video (twice its size, up to 1024x576) and add it to the history: the Upscale button. Notebook 11.
 
         It loads zeroscope_v2_XL (or, after a tiny model, its tiny copy) at the first click, and
         re-denoises at strength 0.6 with the video's own prompt, seed and steps. Errors are shown

@@ -1,4 +1,4 @@
-"""Encode the prompt once, then free the text encoder: how a big text encoder fits a small machine. Notebook 09.
+"""Encode the prompt once, then free the text encoder: how a big text encoder fits a small machine. Notebook 10.
 
 The text encoder of Wan 2.1 1.3B (UMT5-XXL, 5.7 billion parameters) has four times the
 parameters of its transformer, and CogVideoX-2B's (T5-XXL) nearly three times. The encoder runs once per prompt, before the first denoising step, yet a
@@ -28,7 +28,7 @@ import torch
 
 
 def encode_then_free(pipe, prompt, negative_prompt=None):
-    """Encode `prompt` and `negative_prompt` once, free the text encoder, return the embeddings for `pipe(...)`. Notebook 09.
+    """Encode `prompt` and `negative_prompt` once, free the text encoder, return the embeddings for `pipe(...)`. Notebook 10.
 
     Returns {'prompt_embeds': ..., 'negative_prompt_embeds': ...}; the pipeline then makes
     videos of this prompt without its text encoder (pass the embeddings instead of a
@@ -58,7 +58,7 @@ def encode_then_free(pipe, prompt, negative_prompt=None):
 
 
 def free_text_encoder(pipe):
-    """Delete the pipeline's text encoder and give its memory back (RAM and GPU). Notebook 09."""
+    """Delete the pipeline's text encoder and give its memory back (RAM and GPU). Notebook 10."""
     offload_device = getattr(pipe, "_offload_device", None) if getattr(pipe, "_all_hooks", None) else None
     pipe.text_encoder = None
     if offload_device is not None:

@@ -1,4 +1,4 @@
-"""Sharper videos in two passes: make a small video, then upscale it with zeroscope's video-to-video model. Notebook 10.
+"""Sharper videos in two passes: make a small video, then upscale it with zeroscope's video-to-video model. Notebook 11.
 
 The first pass makes the video at a size the model is fast at (576x320 with
 `cerspense/zeroscope_v2_576w`). The second resizes its frames to 1024x576, adds noise to
@@ -35,7 +35,7 @@ VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or 
 
 
 def upscaler_for(model):
-    """The upscaler to use after `model` (a name): the tiny XL model after a tiny model, else zeroscope_v2_XL. Notebook 10."""
+    """The upscaler to use after `model` (a name): the tiny XL model after a tiny model, else zeroscope_v2_XL. Notebook 11."""
     from .families import find_model
 
     listed = find_model(model) if isinstance(model, str) else None
@@ -43,7 +43,7 @@ def upscaler_for(model):
 
 
 def upscaled_size(height, width, pipe):
-    """The studio's target: `height` x `width` scaled up to twice, within the upscaler's own size, shape kept. Notebook 10.
+    """The studio's target: `height` x `width` scaled up to twice, within the upscaler's own size, shape kept. Notebook 11.
 
     Multiples of 8. A video of nearly the upscaler's shape (576x320 for 1024x576) gets its size exactly.
     """
@@ -55,7 +55,7 @@ def upscaled_size(height, width, pipe):
 
 
 def save_tiny_upscaler(folder):
-    """Write a tiny random video-to-video model into `folder`, laid out like zeroscope_v2_XL. Notebook 10.
+    """Write a tiny random video-to-video model into `folder`, laid out like zeroscope_v2_XL. Notebook 11.
 
     The parts are the tiny ModelScope model's (t2v_helpers.tiny); its model_index.json names
     VideoToVideoSDPipeline, as the real repository's does, and its weights are float16 in
@@ -76,7 +76,7 @@ def save_tiny_upscaler(folder):
 
 @contextmanager
 def _quiet_deprecation():
-    # diffusers says on every construction that VideoToVideoSDPipeline gets no more fixes; notebook 10 says it once in words.
+    # diffusers says on every construction that VideoToVideoSDPipeline gets no more fixes; notebook 11 says it once in words.
     from .pipeline import _DropNotice
 
     notice = _DropNotice("The VideoToVideoSDPipeline has been deprecated")
@@ -89,7 +89,7 @@ def _quiet_deprecation():
 
 
 def as_upscaler(pipe):
-    """A VideoToVideoSDPipeline sharing `pipe`'s parts (no second copy in memory), placed as `pipe` was. Notebook 10.
+    """A VideoToVideoSDPipeline sharing `pipe`'s parts (no second copy in memory), placed as `pipe` was. Notebook 11.
 
     On a GPU it also turns on the zeroscope_v2_XL card's memory switch, forward chunking with
     dim=1: the feed-forward layers of the spatial transformer blocks run one spatial position at a
@@ -126,7 +126,7 @@ def as_upscaler(pipe):
 
 
 def load_upscaler(model=UPSCALER, *, offload="auto", dtype=None, verbose=True, allow_pickle=False):
-    """Load a video-to-video upscaler ('zeroscope-xl' or 'tiny-zeroscope-xl', or a folder or hub id). Notebook 10.
+    """Load a video-to-video upscaler ('zeroscope-xl' or 'tiny-zeroscope-xl', or a folder or hub id). Notebook 11.
 
     It loads like `t2v.load_pipeline` (whose `offload="auto"` predicts the memory of the model's
     own 24 frames of 1024x576) and returns `as_upscaler` of it: on a GPU with VAE slicing and
@@ -152,7 +152,7 @@ def _families_with_upscalers():
 
 
 def check_upscaler_model(model, name="model"):
-    """Refuse, before loading it, a model whose family has no video-to-video upscaler (Wan, CogVideoX). Notebook 10."""
+    """Refuse, before loading it, a model whose family has no video-to-video upscaler (Wan, CogVideoX). Notebook 11."""
     from .pipeline import check_model, model_family
 
     check_model(model)
@@ -162,7 +162,7 @@ def check_upscaler_model(model, name="model"):
 
 
 def check_strength(strength):
-    """Return `strength` as a float if it is a number from 0 to 1, else raise SettingError. Notebook 10."""
+    """Return `strength` as a float if it is a number from 0 to 1, else raise SettingError. Notebook 11."""
     if isinstance(strength, numbers.Real) and not isinstance(strength, bool) and 0 <= strength <= 1:
         return float(strength)
     allowed = "a number from 0 (keep the input frames) to 1 (noise them the most); zeroscope_v2_XL's card suggests 0.66 to 0.85"
@@ -176,12 +176,12 @@ def check_strength(strength):
 
 
 def steps_run(steps, strength):
-    """How many denoising steps the video-to-video pipeline runs: the last int(steps x strength) of `steps`. Notebook 10."""
+    """How many denoising steps the video-to-video pipeline runs: the last int(steps x strength) of `steps`. Notebook 11."""
     return min(int(steps * strength), steps)
 
 
 def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
-    """The frames (frames, height, width, 3; float32 in 0..1) and fps of a video file. Notebook 10.
+    """The frames (frames, height, width, 3; float32 in 0..1) and fps of a video file. Notebook 11.
 
     A missing, empty or unreadable file, or one longer than `max_frames` or larger than
     `max_bytes` once decoded (8-bit RGB), raises SettingError; reading stops there, so a long
@@ -218,7 +218,7 @@ def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
 
 
 def resize(frames, height, width):
-    """Frames resized to `height` x `width` with Lanczos filtering (PIL), as float32 in 0..1. Notebook 10."""
+    """Frames resized to `height` x `width` with Lanczos filtering (PIL), as float32 in 0..1. Notebook 11."""
     from PIL import Image
 
     frames = to_uint8(frames)
@@ -266,7 +266,7 @@ def upscale(
     seed=0,
     on_step=None,
 ):
-    """Upscale a video: resize its frames, then re-denoise them with a video-to-video model at `strength`. Notebook 10.
+    """Upscale a video: resize its frames, then re-denoise them with a video-to-video model at `strength`. Notebook 11.
 
     `pipe` is an upscaler (`load_upscaler`), any ModelScope-family pipeline (its parts are
     reused), or a model name to load. `video` is a VideoResult, an array of frames, or a video

@@ -21,8 +21,6 @@ from t2v_helpers.families import families
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# Notebooks being rewritten elsewhere with this rule in mind: the test reports on them, and the lead reconciles.
-NOT_YET = {"09_move_to_wan.ipynb", "10_big_text_encoders.ipynb"}
 
 # helper -> (what it wraps, in words; the patterns of the raw code, all of which must be shown)
 WRAPS = {
@@ -78,6 +76,8 @@ OWN = {
     "family_of": "the family a pipeline belongs to, from the package's table",
     "to_uint8": "numpy: floats 0..1 to bytes",
     "available_memory": "reads free memory",
+    "check_ram": "compares the RAM free (/proc/meminfo) with the parts' weight_bytes; no library call",
+    "model_family": "the family a model name or folder belongs to, from the package's table",
 }
 LINK = re.compile(r"\]\((?:[^)\s]*/)?(\d\d_\w+\.ipynb)")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -108,13 +108,17 @@ def helper_calls(code):
 
 
 def families_used(code):
-    """The families whose real model a notebook loads: a hub id in its code, or default_model("<family>")."""
+    """{family name: where the notebook first names its real model}: a hub id in its code, or default_model("<family>")."""
     used = {}
+    code = re.sub(r"#[^\n]*", lambda comment: " " * len(comment.group()), code)  # a hub id in a comment loads nothing
     for family in families().values():
         ids = [m.id for m in family.models if not m.tiny]
-        if any(i in code for i in ids) or re.search(rf"default_model\(\s*[\"'](?:{family.name}|{'|'.join(m.name for m in family.models)})[\"']", code):
-            used[family.name] = family
-    return list(used.values())
+        found = [code.find(i) for i in ids if i in code]
+        named = re.search(rf"default_model\(\s*[\"'](?:{family.name}|{'|'.join(m.name for m in family.models)})[\"']", code)
+        found += [named.start()] if named else []
+        if found:
+            used[family.name] = min(found)
+    return used
 
 
 def from_pretrained_patterns(family):
@@ -143,9 +147,17 @@ def missing(path):
             continue
         words, patterns = WRAPS[name]
         if name == "load_pipeline":
-            patterns = [p for family in families_used(code) for p in from_pretrained_patterns(family)]
-        before = code[:at]
-        absent = [p for p in patterns if not re.search(p, before) and not re.search(p, linked)]
+            # Each family's own loading call comes before the first helper load after the notebook names that family.
+            loads = [m.start() for m in re.finditer(r"\bt2v\.load_pipeline\(", code)]
+            absent = []
+            for family_name, named_at in families_used(code).items():
+                later = [load for load in loads if load > named_at]
+                if later:
+                    before = code[: later[0]]
+                    absent += [p for p in from_pretrained_patterns(families()[family_name]) if not re.search(p, before) and not re.search(p, linked)]
+        else:
+            before = code[:at]
+            absent = [p for p in patterns if not re.search(p, before) and not re.search(p, linked)]
         if absent:
             problems.append((name, words, absent))
     return problems
@@ -156,19 +168,12 @@ def test_every_called_helper_is_sorted_into_wraps_or_own():
     assert not both, f"in both tables: {both}"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in NOT_YET], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_each_helper_is_shown_first_as_the_library_call_it_wraps(path):
     problems = missing(path)
     assert not problems, f"{path.name} calls helpers before showing the code they wrap (in it, or in an earlier notebook it links):\n" + "\n".join(
         f"  {name}: {words}; not shown: {absent}" for name, words, absent in problems
     )
-
-
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name in NOT_YET], ids=lambda p: p.stem)
-def test_report_on_the_notebooks_being_rewritten(path):
-    problems = missing(path)
-    if problems:
-        pytest.xfail(f"{path.name} (being rewritten elsewhere): " + "; ".join(f"{n}: {a}" for n, _, a in problems))
 
 
 def test_the_rule_can_fail():

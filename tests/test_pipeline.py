@@ -136,3 +136,80 @@ def test_only_the_pipeline_deprecation_notice_is_hidden(caplog, monkeypatch):
 def test_environment_report_names_the_dtype_the_cpu_will_run(monkeypatch, bf16):
     monkeypatch.setattr(t2v.pipeline, "cpu_has_bfloat16", lambda: bf16)
     assert f"on the CPU in {str(t2v.choose_runtime().dtype)[6:]}" in t2v.environment_report()
+
+
+# --- RAM before loading a full-size model (issue 18 item 7) -------------------------------------------
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_a_model_whose_parts_exceed_the_ram_is_refused_before_loading_with_the_figures(monkeypatch, name):
+    """Colab kills a runtime that runs out of RAM: refuse before from_pretrained, with the numbers and a way out."""
+    import diffusers
+
+    family = t2v.families.family_named(name)
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: 11 * GIB)  # about a free Colab's
+    monkeypatch.setattr(getattr(diffusers, family.pipeline), "from_pretrained", lambda *a, **k: pytest.fail("loaded anyway"))
+    needed = t2v.pipeline.ram_needed(name, torch.float16)
+    assert needed["text_encoder"] == t2v.memory.weight_bytes(torch.float16, name)["text_encoder"]
+    with pytest.raises(t2v.RAMError) as caught:
+        t2v.pipeline.check_ram(name, torch.float16)
+    message = str(caught.value)
+    assert f"{sum(needed.values()) / GIB:.1f} GiB" in message and "11.0 GiB" in message
+    assert "notebook 10" in message
+    with pytest.raises(MemoryError):  # what code that catches memory trouble already catches
+        t2v.load_pipeline(name, dtype=torch.float16)
+
+
+def test_a_model_that_fits_or_a_tiny_one_passes_the_ram_check(monkeypatch):
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: 64 * GIB)
+    assert "fits" in t2v.pipeline.check_ram("wan", torch.float16)
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: 1 * GIB)
+    assert t2v.pipeline.ram_needed("tiny-wan", torch.float16) is None
+    assert "tiny" in t2v.pipeline.check_ram("tiny-wan", torch.float16)
+
+
+def test_an_unknown_amount_of_ram_does_not_block_loading(monkeypatch):
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: None)
+    assert "unknown" in t2v.pipeline.check_ram("wan", torch.float16)
+
+
+def test_default_model_takes_the_tiny_copy_where_the_ram_cannot_hold_the_real_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: 11 * GIB)
+    model, why = t2v.default_model("wan")
+    assert model == "tiny-wan" and "RAM" in why and "11.0 GiB" in why
+
+
+@no_gpu
+@pytest.mark.parametrize("family", ["wan", "cogvideox"])
+@pytest.mark.parametrize("bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
+def test_the_cpu_notice_cites_only_what_was_measured_for_that_family(monkeypatch, family, bf16):
+    """ModelScope's CPU benchmark says nothing about Wan or CogVideoX (issue 20, quiet cells)."""
+    monkeypatch.setattr(t2v.pipeline, "cpu_has_bfloat16", lambda: bf16)
+    model = t2v.families.family_named(family).models[0]
+    runtime = t2v.choose_runtime(model=model)
+    assert runtime.dtype == (torch.bfloat16 if bf16 else torch.float32)
+    assert "cpu-full.json" not in runtime.reason and "ModelScope" not in runtime.reason
+
+
+def test_the_command_line_says_why_a_model_does_not_fit_the_ram_without_a_traceback(monkeypatch, tmp_path, capsys):
+    from t2v_helpers import cli
+
+    monkeypatch.setattr(t2v.pipeline, "available_memory", lambda pipe: 11 * GIB)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a prompt", "--model", "wan", "--steps", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert "t2v generate: error:" in err and "GiB of RAM available" in err
+
+
+def test_wanpipeline_takes_a_dtype_per_part_on_the_cpu_as_notebook_09_says():
+    """Notebook 09: `dtype={"default": torch.float16, "vae": torch.float32}` loads with the pinned libraries, on a CPU too."""
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(t2v.model_path("tiny-wan"), dtype={"default": torch.float16, "vae": torch.float32})
+    assert (pipe.transformer.dtype, pipe.vae.dtype) == (torch.float16, torch.float32)
+    kept = {name.rsplit(".", 1)[0].rsplit(".", 1)[-1] for name, p in pipe.text_encoder.named_parameters() if p.dtype == torch.float32}
+    assert kept == {"wo"}, "transformers keeps only the feed-forward output layers in float32"

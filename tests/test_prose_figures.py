@@ -121,34 +121,35 @@ FIGURES = [
     Figure("notebooks/08_make_it_fast.ipynb", " {} s with SDPA, torch's choice", "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, torch's choice", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with SDPA, math kernel', "benchmarks/results/cpu-fast-full.json", "attention.median_s.SDPA, math kernel", ".3g"),
     Figure("notebooks/08_make_it_fast.ipynb", ' {} s with AttnProcessor (no SDPA)', "benchmarks/results/cpu-fast-full.json", "attention.median_s.AttnProcessor (no SDPA)", ".3g"),
-    # notebooks/09_move_to_wan.ipynb
-    Figure("notebooks/09_move_to_wan.ipynb", "The process held {} GiB after loading the encoder", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "and peaked at {} GiB while encoding one prompt padded to 512 tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].peak_rss_encode", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "while encoding one prompt padded to {} tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].prompt_tokens", "g"),
-    Figure("notebooks/09_move_to_wan.ipynb", "after the encoder was freed, it held {} GiB.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_free", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "Encoding that one prompt took {} s on", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].encode_s", ".0f"),
-    Figure("notebooks/09_move_to_wan.ipynb", "on the machine's {} shared cores", "benchmarks/results/cpu-text-encoder-memory.json", "machine.cores", "g"),
-    Figure("notebooks/09_move_to_wan.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "which held {} GiB in this project's CPU measurement (Step 6)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/09_move_to_wan.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
-    # notebooks/10_make_it_sharper.ipynb
-    Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "it predicts {} GiB without offload, ", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.none", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "{} GiB with model offload and", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.model", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "{} GiB with sequential offload. With the margin", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.sequential", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "on a GPU with {} GiB (gibibytes) free", "benchmarks/results/upscale-memory.json", "free_gib", ".0f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "the XL pass at up to {} frames with model offload", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.model", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "or {} with sequential offload (much slower)", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.sequential", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "real heights and widths ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", " frames, {} steps, strength", "benchmarks/results/cpu-upscale-costs.json", "setting.steps", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "The second pass took {} times as long as the first", "benchmarks/results/cpu-upscale-costs.json", "ratio_median", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "(median of {} pairs,", "benchmarks/results/cpu-upscale-costs.json", "setting.rounds", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "pairs, spread {} to", "benchmarks/results/cpu-upscale-costs.json", "ratio_min", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", " to {}), though it ran only", "benchmarks/results/cpu-upscale-costs.json", "ratio_max", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "though it ran only {} of its", "benchmarks/results/cpu-upscale-costs.json", "setting.upscale_steps_run", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "shared the machine's {} cores", "benchmarks/results/cpu-upscale-costs.json", "machine.cores", "g"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "(load average {} before,", "benchmarks/results/cpu-upscale-costs.json", "load_before", ".1f"),
-    Figure("notebooks/10_make_it_sharper.ipynb", "before, {} after): take", "benchmarks/results/cpu-upscale-costs.json", "load_after", ".1f"),
+    # notebooks/09_move_to_wan.ipynb: its figures are printed by its code cells
+    # notebooks/10_big_text_encoders.ipynb
+    Figure("notebooks/10_big_text_encoders.ipynb", "The process held {} GiB after loading the encoder", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "and peaked at {} GiB while encoding one prompt padded to 512 tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].peak_rss_encode", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "while encoding one prompt padded to {} tokens", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].prompt_tokens", "g"),
+    Figure("notebooks/10_big_text_encoders.ipynb", "after the encoder was freed, it held {} GiB.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_free", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "Encoding that one prompt took {} s on", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].encode_s", ".0f"),
+    Figure("notebooks/10_big_text_encoders.ipynb", "on the machine's {} shared cores", "benchmarks/results/cpu-text-encoder-memory.json", "machine.cores", "g"),
+    Figure("notebooks/10_big_text_encoders.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "which held {} GiB in this project's CPU measurement (Step 1)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
+    # notebooks/11_make_it_sharper.ipynb
+    Figure("notebooks/11_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "it predicts {} GiB without offload, ", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.none", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "{} GiB with model offload and", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.model", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "{} GiB with sequential offload. With the margin", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.peak_gib.sequential", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "on a GPU with {} GiB (gibibytes) free", "benchmarks/results/upscale-memory.json", "free_gib", ".0f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "the XL pass at up to {} frames with model offload", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.model", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "or {} with sequential offload (much slower)", "benchmarks/results/upscale-memory.json", "passes.zeroscope-xl.most_frames_that_fit.sequential", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "real heights and widths ({} frames,", "benchmarks/results/cpu-upscale-costs.json", "setting.frames", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", " frames, {} steps, strength", "benchmarks/results/cpu-upscale-costs.json", "setting.steps", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "The second pass took {} times as long as the first", "benchmarks/results/cpu-upscale-costs.json", "ratio_median", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "(median of {} pairs,", "benchmarks/results/cpu-upscale-costs.json", "setting.rounds", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "pairs, spread {} to", "benchmarks/results/cpu-upscale-costs.json", "ratio_min", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", " to {}), though it ran only", "benchmarks/results/cpu-upscale-costs.json", "ratio_max", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "though it ran only {} of its", "benchmarks/results/cpu-upscale-costs.json", "setting.upscale_steps_run", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "shared the machine's {} cores", "benchmarks/results/cpu-upscale-costs.json", "machine.cores", "g"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "(load average {} before,", "benchmarks/results/cpu-upscale-costs.json", "load_before", ".1f"),
+    Figure("notebooks/11_make_it_sharper.ipynb", "before, {} after): take", "benchmarks/results/cpu-upscale-costs.json", "load_after", ".1f"),
 ]
 
 
@@ -166,7 +167,7 @@ def _strength_one_mix(part):
 
     from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
 
-    scheduler = DPMSolverMultistepScheduler.from_config(REAL_SCHEDULER_CONFIG)  # notebook 10 sets "dpm"
+    scheduler = DPMSolverMultistepScheduler.from_config(REAL_SCHEDULER_CONFIG)  # notebook 11 sets "dpm"
     scheduler.set_timesteps(40)
     one, zero = torch.ones(1), torch.zeros(1)
     return scheduler.add_noise(*((one, zero) if part == 0 else (zero, one)), scheduler.timesteps[:1]).item()
@@ -201,7 +202,7 @@ class Computed:
     scale: float = 1.0
 
 
-NB10 = "notebooks/10_make_it_sharper.ipynb"
+NB11 = "notebooks/11_make_it_sharper.ipynb"
 NB07 = "notebooks/07_memory_and_speed.ipynb"
 COMPUTED = [
     # notebook 07 counts the parameters; the model card's "about 1.7 billion" is reconciled there
@@ -213,24 +214,24 @@ COMPUTED = [
     *[Computed(f"notebooks/{nb}.ipynb", "about {} GB", lambda: _parameters() * 2, ".1f", 1e-9) for nb in (
         "01_set_up", "02_build_the_pipeline", "03_swap_schedulers", "04_generate_and_display", "05_play_in_the_studio",
         "06_watch_the_video_emerge", "07_memory_and_speed", "08_make_it_fast")],
-    Computed(NB10, "ModelScope's architecture, {} billion parameters", _parameters, ".3f", 1e-9),
-    Computed(NB10, "each download is at least {} GB (2 bytes a parameter", lambda: _parameters() * 2, ".1f", 1e-9),
+    Computed(NB11, "ModelScope's architecture, {} billion parameters", _parameters, ".3f", 1e-9),
+    Computed(NB11, "each download is at least {} GB (2 bytes a parameter", lambda: _parameters() * 2, ".1f", 1e-9),
     Computed("notebooks/03_swap_schedulers.ipynb", "its share √ᾱ is {} there", lambda: _strength_one_mix(0), ".3f"),
     Computed("notebooks/08_make_it_fast.ipynb", "it makes videos at other sizes ({})", _zeroscope_sizes, "s"),
-    Computed(NB10, "zeroscope's fine-tuned weights and its sizes ({})", _zeroscope_sizes, "s"),
+    Computed(NB11, "zeroscope's fine-tuned weights and its sizes ({})", _zeroscope_sizes, "s"),
     Computed("README.md", "It guides at {}, `TextToVideoSDPipeline`'s default", lambda: _default_of("TextToVideoSDPipeline", "guidance_scale"), "g"),
     Computed("README.md", "keeps `VideoToVideoSDPipeline`'s default of {} (from Python", lambda: _default_of("VideoToVideoSDPipeline", "guidance_scale"), "g"),
     # ... and the same 9 is what `upscale` passes: the family's guidance
     Computed("README.md", "It guides at {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
-    Computed(NB10, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
-    # notebook 10 and the README: what strength 1 leaves of the input, and the guidance of the card's call
-    Computed(NB10, "the starting latents are {} × the enlarged frames' latents", lambda: _strength_one_mix(0), ".3f"),
-    Computed(NB10, "latents + {} × noise", lambda: _strength_one_mix(1), ".3f"),
+    Computed(NB11, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _family_guidance(), "g"),
+    # notebook 11 and the README: what strength 1 leaves of the input, and the guidance of the card's call
+    Computed(NB11, "the starting latents are {} × the enlarged frames' latents", lambda: _strength_one_mix(0), ".3f"),
+    Computed(NB11, "latents + {} × noise", lambda: _strength_one_mix(1), ".3f"),
     Computed("README.md", "though even then about {} of them is left", lambda: _strength_one_mix(0), ".0%"),
     Computed("t2v_helpers/upscale.py", "still keeps about {} of the input", lambda: _strength_one_mix(0), ".0%"),
-    Computed(NB10, "runs `VideoToVideoSDPipeline`'s default of {}.", lambda: _default_of("VideoToVideoSDPipeline", "guidance_scale"), "g"),
-    Computed(NB10, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _default_of("TextToVideoSDPipeline", "guidance_scale"), "g"),
-    Computed(NB10, "pipeline's default of {}, and this notebook", lambda: _default_of("VideoToVideoSDPipeline", "num_inference_steps"), "g"),
+    Computed(NB11, "runs `VideoToVideoSDPipeline`'s default of {}.", lambda: _default_of("VideoToVideoSDPipeline", "guidance_scale"), "g"),
+    Computed(NB11, "The cell below passes {}, `TextToVideoSDPipeline`'s default", lambda: _default_of("TextToVideoSDPipeline", "guidance_scale"), "g"),
+    Computed(NB11, "pipeline's default of {}, and this notebook", lambda: _default_of("VideoToVideoSDPipeline", "num_inference_steps"), "g"),
 ]
 
 
@@ -273,7 +274,7 @@ WRONG = [
     (re.compile(r"999,? (the timestep of|where the model expects) pure noise|\bpure noise \(t = 999|999 = pure noise", re.IGNORECASE), "timestep 999 is not pure noise"),
     (re.compile(r"feed-forward layers one frame at a time", re.IGNORECASE), "dim=1 chunks spatial blocks by position"),
 ]
-OWN_DOCS = ["README.md", "t2v_helpers/upscale.py", NB10, *(f"notebooks/{p.name}" for p in sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb")))]
+OWN_DOCS = ["README.md", "t2v_helpers/upscale.py", NB11, *(f"notebooks/{p.name}" for p in sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb")))]
 
 
 @pytest.mark.parametrize("doc", OWN_DOCS)
@@ -286,3 +287,28 @@ def test_no_wrong_claim_comes_back(doc):
     for pattern, why in WRONG:
         found = pattern.search(" ".join(text.split()))
         assert not found, f"{doc}: {found.group(0)!r} ({why})"
+
+
+def _download_gb(family):
+    """Bytes a family's full-size repository stores, from the parameter counts: float32 files for Wan, float16 but the VAE for CogVideoX."""
+    if family == "wan":
+        from t2v_helpers.families.wan import full_size_parameters
+
+        return sum(full_size_parameters().values()) * 4 / 1e9
+    from t2v_helpers.families.cogvideox import full_size_parameters
+
+    return sum(count * (4 if part == "vae" else 2) for part, count in full_size_parameters().items()) / 1e9
+
+
+@pytest.mark.parametrize(
+    "doc, text, family",
+    [
+        ("notebooks/09_move_to_wan.ipynb", "4 bytes a parameter: about {} GB on first use", "wan"),
+        ("notebooks/10_big_text_encoders.ipynb", "Wan 2.1 T2V 1.3B, about {} GB of float32 files", "wan"),
+        ("notebooks/10_big_text_encoders.ipynb", "and CogVideoX-2B, about {} GB:", "cogvideox"),
+    ],
+)
+def test_first_screens_quote_the_download_counted_from_the_parameters(doc, text, family):
+    """The download sizes on notebooks 09 and 10's first screens are the counted parameters times the bytes the files store."""
+    sentence = text.format(format(_download_gb(family), ".0f"))
+    assert sentence in prose(doc), f"{doc} should say {sentence!r}"

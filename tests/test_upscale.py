@@ -1,4 +1,4 @@
-"""Upscaling (notebook 10): zeroscope's models, the tiny video-to-video model, t2v.upscale, `t2v upscale` and the studio's button."""
+"""Upscaling (notebook 11): zeroscope's models, the tiny video-to-video model, t2v.upscale, `t2v upscale` and the studio's button."""
 
 import json
 import os

@@ -54,7 +54,7 @@ class Family:
     name: str
     pipeline: str  # the diffusers class that makes videos from text
     classes: tuple  # every model_index.json `_class_name` that belongs to this family
-    denoiser: str  # the pipeline attribute called once per step: "unet" or "transformer"
+    denoiser: str  # the pipeline attribute that denoises at every step: "unet" or "transformer"
     models: tuple  # Model entries; the first is the family's default
     fps: int
     steps: int
@@ -75,7 +75,7 @@ class Family:
     decode: Optional[Callable] = None  # decode(pipe, latents of one video, batch dim kept) -> (frames, height, width, 3) in 0..1
     memory: Optional[object] = None  # a t2v_helpers.memory profile of the full-size model
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments every call passes
-    upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 10), if any
+    upscaler: Optional[str] = None  # the diffusers video-to-video class that can reuse its parts (notebook 11), if any
     max_frames: Optional[int] = None  # the most frames its models make, where the publisher sets a limit
     max_frames_why: str = ""  # that limit's source, for error messages
     about: str = ""
@@ -178,5 +178,5 @@ def vae_is_lean(pipe):
 
 
 def denoiser(pipe):
-    """The part of `pipe` called once per step: its UNet or its transformer. Notebook 09."""
+    """The part of `pipe` called at every step (twice for Wan with guidance: prompt, then negative prompt): its UNet or transformer. Notebook 09."""
     return getattr(pipe, family_of(pipe).denoiser)

@@ -1,4 +1,4 @@
-"""CogVideoX-2B text-to-video: the fp16 route, and a tiny offline copy of it. Notebook 09.
+"""CogVideoX-2B text-to-video: the fp16 route, and a tiny offline copy of it. Notebook 10.
 
 A diffusion transformer (30 layers, "expert" adaptive layer norms) denoises 16-channel latents
 that a 3D causal VAE makes 8 times smaller in height and width and 4 times fewer in time
@@ -286,7 +286,7 @@ def _counted_parts():
 
 
 def full_size_parameters():
-    """Parameters of each part of the full-size CogVideoX-2B, counted on the meta device. Notebook 09.
+    """Parameters of each part of the full-size CogVideoX-2B, counted on the meta device. Notebook 10.
 
     Returns {'transformer': ..., 'text_encoder': ..., 'vae': ...}; no memory is allocated.
     """

@@ -123,11 +123,11 @@ FAMILY = Family(
         # keep float16 weights in files without a variant suffix, so no variant is asked for.
         Model(
             "zeroscope", "cerspense/zeroscope_v2_576w", "modelscope", 320, 576, 24,
-            about="zeroscope_v2_576w (2023), a ModelScope fine-tune trained on 24 frames of 576x320: the fast first pass of notebook 10.",
+            about="zeroscope_v2_576w (2023), a ModelScope fine-tune trained on 24 frames of 576x320: the fast first pass of notebook 11.",
         ),
         Model(
             "zeroscope-xl", "cerspense/zeroscope_v2_XL", "modelscope", 576, 1024, 24,
-            about="zeroscope_v2_XL (2023), a ModelScope fine-tune trained on 24 frames of 1024x576, made to upscale zeroscope's videos (notebook 10).",
+            about="zeroscope_v2_XL (2023), a ModelScope fine-tune trained on 24 frames of 1024x576, made to upscale zeroscope's videos (notebook 11).",
         ),
         Model(
             "tiny-zeroscope-xl", "tiny-zeroscope-xl", "modelscope", 576, 1024, 24, build=_build_tiny_upscaler, version=1,
