@@ -67,6 +67,51 @@ def check_whole_number(name, value, low, high, default):
     raise SettingError(name, value, _what_is_wrong(value, True), f"a whole number from {low} to {high}", f"{name}={nearest}")
 
 
+DTYPES = {"float16": "float16", "fp16": "float16", "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float32": "float32", "fp32": "float32", "float": "float32"}
+
+
+def check_dtype(dtype, name="dtype"):
+    """Return `dtype` as torch.float16, torch.bfloat16 or torch.float32 (None stays None: the helpers choose). Notebook 02.
+
+    Takes those torch dtypes and their names as text ('float16', 'torch.bfloat16', 'fp32');
+    anything else (an integer dtype, a device name such as 'cuda', a number) is a SettingError.
+    """
+    import torch
+
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float16, torch.bfloat16, torch.float32):
+        return dtype
+    key = dtype.strip().lower().removeprefix("torch.") if isinstance(dtype, str) else None
+    if key in DTYPES:
+        return getattr(torch, DTYPES[key])
+    if isinstance(dtype, torch.dtype):
+        problem = "is not a floating-point dtype the model can run in" if not dtype.is_floating_point else "is not a dtype the model is run in here"
+    elif isinstance(dtype, str) and key in ("cuda", "cpu", "mps", "auto"):
+        problem = "is a device name, not a dtype (the helpers choose the device)"
+    else:
+        problem = "is not a dtype"
+    close = difflib.get_close_matches(str(key or dtype).lower().removeprefix("torch."), ["float16", "bfloat16", "float32"], n=1, cutoff=0.5)
+    allowed = "torch.float16, torch.bfloat16 or torch.float32 (or the name as text, such as 'float16'), or None to let the helpers choose"
+    raise SettingError(name, dtype, problem, allowed, f"{name}=torch.{close[0] if close else 'float32'}")
+
+
+def check_flag(name, value):
+    """Return `value` if it is True or False, else raise SettingError (a switch is not 'yes' or 1). Notebook 07."""
+    if isinstance(value, bool):
+        return value
+    raise SettingError(name, value, "is not True or False", "True or False", f"{name}=True")
+
+
+def check_bytes(name, value, suggestion):
+    """Return `value` as an int if it is a finite number of bytes from 0 up, else raise SettingError. Notebook 07."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return int(value)
+    allowed = "a number of bytes from 0 up, such as 15 * 2**30 for 15 GiB"
+    raise SettingError(name, value, "is not a number" if _as_number(value) is None else "is out of range", allowed, suggestion)
+
+
 def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     """Return the prompt as plain text; refuse a missing, blank or non-Unicode one; warn when the encoder cuts its end. Notebook 04.
 
