@@ -147,6 +147,18 @@ def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     return prompt
 
 
+def check_negative_prompt(negative_prompt, tokenizer=None, limit=None):
+    """Return the negative prompt as plain text, or None for none ('' or None); refuse other values. Notebook 04."""
+    if negative_prompt is None or negative_prompt == "":
+        return None
+    if not isinstance(negative_prompt, str):
+        raise SettingError("negative_prompt", negative_prompt, "is not text", "text or None", "negative_prompt='blurry, low quality'")
+    if not negative_prompt.strip():
+        allowed = "words for what the video should not show, or '' (or None) for none"
+        raise SettingError("negative_prompt", negative_prompt, "is blank", allowed, "negative_prompt='' to leave it out")
+    return check_prompt(negative_prompt, "negative_prompt", tokenizer, limit)
+
+
 def check_size(name, value, multiple=8, default=256):
     """Return `value` if it is a positive multiple of `multiple` up to 4096, else suggest the nearest. Notebook 04."""
     top = MAX_SIZE - MAX_SIZE % multiple
@@ -315,15 +327,7 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
         )
     tokenizer = getattr(pipe, "tokenizer", None)
     checked = {"prompt": check_prompt(prompt, "prompt", tokenizer, family.max_tokens)}
-    if negative_prompt is not None and negative_prompt != "":
-        if not isinstance(negative_prompt, str):
-            suggestion = "negative_prompt='blurry, low quality'"
-            raise SettingError("negative_prompt", negative_prompt, "is not text", "text or None", suggestion)
-        if not negative_prompt.strip():
-            allowed = "words for what the video should not show, or '' (or None) for none"
-            raise SettingError("negative_prompt", negative_prompt, "is blank", allowed, "negative_prompt='' to leave it out")
-        negative_prompt = check_prompt(negative_prompt, "negative_prompt", tokenizer, family.max_tokens)
-    checked["negative_prompt"] = negative_prompt or None
+    checked["negative_prompt"] = check_negative_prompt(negative_prompt, tokenizer, family.max_tokens)
     name = scheduler or (scheduler_name(pipe) if pipe is not None else None)
     limits = family.step_limits
     limit = limits.get(name, MAX_STEPS)
