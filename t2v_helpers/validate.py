@@ -291,17 +291,42 @@ def check_memory(pipe, frames, height, width):
     raise SettingError("frames", frames, problem, allowed, f"height={model.height}, width={model.width} (the model's own size)")
 
 
+def nearest_frames(family, number=None):
+    """The frame count closest to `number` that `family` makes and the helpers take (the family's default for None). Notebook 09.
+
+    It asks the family's own `check_frames`, so a suggestion honours every rule the family has
+    (Wan's 4k+1, a largest count), not only the form.
+    """
+    default = family.models[0].frames
+    target = default if number is None else min(MAX_FRAMES, max(1, round(number)))
+    for distance in range(MAX_FRAMES):
+        for candidate in (target - distance, target + distance):  # the smaller one first on a tie
+            if 1 <= candidate <= MAX_FRAMES and family.check_frames(candidate):
+                return candidate
+    return default
+
+
 def check_frames(frames, family):
-    """Return `frames` as an int if the family makes that many (any count for ModelScope, 4k+1 for Wan). Notebook 09."""
-    frames = check_whole_number("frames", frames, 1, MAX_FRAMES, family.models[0].frames)
+    """Return `frames` as an int if the family makes that many (any count for ModelScope, 4k+1 for Wan). Notebook 09.
+
+    The suggested count is one the family accepts (`nearest_frames`).
+    """
+    step = family.frame_step
+    most = nearest_frames(family, MAX_FRAMES)
+    form = f"of the form {step}k+1 " if step > 1 else ""
+    allowed = f"a whole number {form}from 1 to {most}, such as {family.models[0].frames}"
+    if not (_is_whole(frames) and 1 <= frames <= MAX_FRAMES):
+        number = _as_number(frames)
+        suggestion = nearest_frames(family, number)
+        raise SettingError("frames", frames, _what_is_wrong(frames, True), allowed, f"frames={suggestion}")
+    frames = int(frames)
     if family.check_frames(frames):
         return frames
-    step = family.frame_step
-    below = (frames - 1) // step * step + 1
-    nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step
-    problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
-    allowed = f"a whole number of the form {step}k+1 from 1 to {MAX_FRAMES}, such as {family.models[0].frames}"
-    raise SettingError("frames", frames, problem, allowed, f"frames={nearest}")
+    if (frames - 1) % step == 0:
+        problem = f"is more than {family.name} makes"
+    else:
+        problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
+    raise SettingError("frames", frames, problem, allowed, f"frames={nearest_frames(family, frames)}")
 
 
 def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None, family=None):
