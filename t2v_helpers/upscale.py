@@ -308,7 +308,12 @@ def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
         raise SettingError("video", str(path), f"cannot be read as a video ({shorten(reason, 120)})", VIDEO_FILE, "another file") from None
     if not count:
         raise SettingError("video", str(path), "holds no frames", VIDEO_FILE, "another file")
-    return frames[:count], float(rate or meta.get("fps") or 0)
+    declared = float(meta.get("fps") or 0)
+    if rate:
+        # Timestamps are rounded to the file's time base (a GIF's 1/100 s makes 8 fps 0.12 and 0.13 s apart): the stream's
+        # declared rate, or else a whole number, when within 2% of the measured one (29.97 stays 29.97, 7.94 becomes 8).
+        rate = next((r for r in (declared, round(rate)) if r and abs(r - rate) <= 0.02 * rate), rate)
+    return frames[:count], float(rate or declared)
 
 
 def resize(frames, height, width):

@@ -437,3 +437,23 @@ def test_the_byte_cap_bounds_what_is_allocated(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 4 * frame + 2.5 * frame, f"peak {peak / frame:.2f} frames"  # before: 36 frames
+
+
+@pytest.mark.parametrize("name, codec, rate, fps", [
+    ("clip.gif", [], "8", 8.0),  # a GIF's 1/100 s delays: 0.12 and 0.13 s apart
+    ("clip.webm", ["-pix_fmt", "yuv420p"], "30000/1001", 29.97),  # WebM's 1 ms time base: 33 and 34 ms apart
+    ("clip.avi", ["-c:v", "mjpeg"], "8", 8.0),
+])
+def test_other_containers_and_time_bases_keep_their_frames_and_rate(tmp_path, name, codec, rate, fps):
+    path = _ffmpeg(tmp_path, name, "-f", "lavfi", "-i", f"testsrc=size=32x32:rate={rate}", "-frames:v", "10", *codec)
+    frames, read_fps = up.read_video(path)
+    assert len(frames) == 10 and read_fps == fps
+
+
+def test_a_file_that_decodes_to_more_frames_than_its_packets_is_read_whole(tmp_path, monkeypatch):
+    path = _pattern(tmp_path, "cfr.mp4", 6)
+    monkeypatch.setattr(up, "_timestamps", lambda path, most: [0.0, 0.125])  # as if two packets held the six frames
+    frames, fps = up.read_video(path)
+    assert frames.shape == (6, 32, 32, 3) and fps == 8
+    with pytest.raises(SettingError, match="longer than this helper reads"):
+        up.read_video(path, max_frames=5)
