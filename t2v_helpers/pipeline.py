@@ -3,7 +3,6 @@
 import inspect
 import json
 import logging
-import math
 import numbers
 import os
 import re
@@ -17,7 +16,7 @@ from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, S
 from .families import families, family_named, lean_vae, family_of_class, family_of_folder, find_model, models
 from .tiny import build_tiny
 from .schedulers import scheduler_config_problem
-from .validate import check_choice, check_dtype
+from .validate import check_choice, check_dtype, is_finite_number
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
 OFFLOAD_MODES = ("auto", "model", "sequential", "none")
@@ -356,21 +355,17 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     return pipe
 
 
-def _finite(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _vae_config_problem(config):
     # The latents are divided by scaling_factor (and by latents_std, Wan) before decoding: 0 or NaN ends a run after denoising.
     factor = config.get("scaling_factor")
-    if factor is not None and not (_finite(factor) and factor > 0):
+    if factor is not None and not (is_finite_number(factor) and factor > 0):
         return f"scaling_factor={factor!r} is not a positive number (the latents are divided by it before decoding)"
     shift = config.get("shift_factor")
-    if shift is not None and not _finite(shift):
+    if shift is not None and not is_finite_number(shift):
         return f"shift_factor={shift!r} is not a number"
     for name in ("latents_mean", "latents_std"):
         values = config.get(name)
-        if values is not None and not (isinstance(values, (list, tuple)) and all(_finite(v) and (name == "latents_mean" or v > 0) for v in values)):
+        if values is not None and not (isinstance(values, (list, tuple)) and all(is_finite_number(v) and (name == "latents_mean" or v > 0) for v in values)):
             return f"{name} is not a list of {'numbers' if name == 'latents_mean' else 'positive numbers'} (the latents are scaled by it)"
     return None
 

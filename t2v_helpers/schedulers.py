@@ -4,11 +4,10 @@ Each family lists its own (t2v_helpers/families/); `SCHEDULERS` and `STEP_LIMITS
 ModelScope's, the article's model.
 """
 
-import math
 import numbers
 
 from .families import Family, family_named, family_of
-from .validate import check_choice
+from .validate import check_choice, is_finite_number
 
 SCHEDULERS = family_named("modelscope").schedulers
 STEP_LIMITS = family_named("modelscope").step_limits
@@ -62,7 +61,7 @@ def scheduler_name(pipe):
 
 
 def _positive(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return is_finite_number(value) and value > 0
 
 
 def scheduler_config_problem(config):

@@ -6,7 +6,6 @@ and Colab all display, so there is no front-end code to build or install.
 
 import html
 import io
-import math
 import numbers
 import os
 import secrets
@@ -28,6 +27,7 @@ from .families import family_of, model_of
 from .generate import generate
 from .fast import FAST_GUIDANCE, FAST_STEPS, switch_scheduler
 from .schedulers import scheduler_name, scheduler_names
+from .validate import is_finite_number
 from .video import save_video, to_uint8
 
 # The random-seed button draws below 2**32: a browser's numbers hold whole numbers
@@ -79,10 +79,6 @@ def _interruptible():
         yield
     finally:
         signal.signal(signal.SIGINT, saved)
-
-
-def _is_finite_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -245,7 +241,7 @@ class Studio:
             raise ValueError(f"values has keys {unknown} that are not controls; use some of {list(CONTROLS)}.")
         for name, value in values.items():
             control = getattr(self, name)
-            if name in self._defaults and not _is_finite_number(value):
+            if name in self._defaults and not is_finite_number(value):
                 # NaN would pass into a slider and come back as its own suggestion ('such as nan').
                 problem = "is not a finite number" if isinstance(value, numbers.Real) and not isinstance(value, bool) else "is not a number"
                 limits = f"from {control.min} to {control.max} " if hasattr(control, "max") else ""

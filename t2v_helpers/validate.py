@@ -32,6 +32,16 @@ def _as_number(value):
     return number if math.isfinite(number) else None
 
 
+def is_finite_number(value):
+    """Whether `value` is a real number (not a bool) that a float can hold: not NaN, infinite or 10**400. Notebook 04."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a whole number too large for a float
+        return False
+
+
 def _is_whole(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -105,10 +115,10 @@ def check_flag(name, value):
 
 
 def check_bytes(name, value, suggestion):
-    """Return `value` as an int if it is a finite number of bytes from 0 up, else raise SettingError. Notebook 07."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+    """Return `value` as an int if it is a number of bytes from 0 to 2**64, else raise SettingError. Notebook 07."""
+    if is_finite_number(value) and 0 <= value <= 2**64:
         return int(value)
-    allowed = "a number of bytes from 0 up, such as 15 * 2**30 for 15 GiB"
+    allowed = "a number of bytes from 0 to 2**64, such as 15 * 2**30 for 15 GiB"
     raise SettingError(name, value, "is not a number" if _as_number(value) is None else "is out of range", allowed, suggestion)
 
 

@@ -102,3 +102,25 @@ def test_nan_frames_never_advise_the_steps_already_used(tmp_path):
         t2v.generate(pipe, "a cat", steps=2, frames=1, height=16, width=16)
     message = str(error.value)
     assert "steps=2," not in message.split("Try", 1)[1] and "beta_start" in message
+
+
+# --- attacks on these checks: numbers too large for a float -----------------------------------------------------
+
+
+def test_a_whole_number_too_large_for_a_float_is_refused_not_an_overflow_error(tmp_path):
+    from t2v_helpers import memory
+
+    huge = 10**400  # math.isfinite(10**400) raises OverflowError
+    with pytest.raises(SettingError, match="free="):
+        memory.choose_offload(huge, frames=16)
+    folder = tiny_copy(tmp_path)
+    edit(folder, "vae/config.json", scaling_factor=huge)
+    with pytest.raises(BadModelError, match="scaling_factor"):
+        t2v.load_pipeline(str(folder), verbose=False)
+    edit(folder, "vae/config.json", scaling_factor=0.18215)
+    edit(folder, "scheduler/scheduler_config.json", beta_end=huge)
+    with pytest.raises(BadModelError, match="beta_end"):
+        t2v.load_pipeline(str(folder), verbose=False)
+    pipe = t2v.load_pipeline("tiny", verbose=False)
+    with pytest.raises(ValueError, match="guidance="):
+        t2v.Studio(pipe, tmp_path / "outputs", guidance=huge)
