@@ -198,6 +198,11 @@ def _not_a_file(path):
     return "is not a regular file (a socket or other special file)"
 
 
+def _as_file(path):
+    # ffmpeg reads 'concat:a.mp4' as another file and 'pipe:0' as standard input: name the file protocol, with a full path.
+    return "file:" + str(path.absolute())
+
+
 def _timestamps(path, max_frames):
     """The presentation times (seconds, sorted) of the first video stream's frames, read from the file's packets.
 
@@ -208,10 +213,10 @@ def _timestamps(path, max_frames):
 
     import imageio_ffmpeg
 
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", _as_file(path), "-map", "0:v:0",
                "-c", "copy", "-frames:v", str(max_frames + 1), "-f", "framecrc", "-"]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=300)
+        done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise SettingError("video", str(path), f"cannot be read as a video ({shorten(str(error), 120)})", VIDEO_FILE, "another file") from None
     errors = done.stderr.decode("utf-8", "replace")
@@ -277,7 +282,7 @@ def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
     rate = _check_constant_rate(path, times)
     try:
         # passthrough: each frame the file holds, once (ffmpeg would otherwise repeat or drop frames to keep a rate).
-        reader = imageio_ffmpeg.read_frames(str(path), output_params=["-fps_mode", "passthrough"])
+        reader = imageio_ffmpeg.read_frames(_as_file(path), output_params=["-fps_mode", "passthrough"])
         meta = next(reader)
         width, height = meta["size"]
         frame_bytes = width * height * 3

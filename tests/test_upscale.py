@@ -457,3 +457,13 @@ def test_a_file_that_decodes_to_more_frames_than_its_packets_is_read_whole(tmp_p
     assert frames.shape == (6, 32, 32, 3) and fps == 8
     with pytest.raises(SettingError, match="longer than this helper reads"):
         up.read_video(path, max_frames=5)
+
+
+@pytest.mark.parametrize("name", ["pipe:0", "concat:other.mp4", "subfile,,start,0,end,0,,:other.mp4"])
+def test_a_file_name_that_looks_like_an_ffmpeg_protocol_is_read_as_that_file(tmp_path, monkeypatch, name):
+    """Attack beyond issue 19: ffmpeg reads 'concat:other.mp4' as another file and 'pipe:0' as standard input."""
+    monkeypatch.chdir(tmp_path)
+    _pattern(tmp_path, "other.mp4", 2)
+    (tmp_path / name).write_bytes(_pattern(tmp_path, "six.mp4", 6).read_bytes())
+    frames, fps = up.read_video(name)
+    assert len(frames) == 6 and fps == 8
