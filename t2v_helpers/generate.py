@@ -15,7 +15,7 @@ from .errors import GPUMemoryError, NonFiniteFramesError
 from .families import denoiser, family_of, lean_vae, model_of, vae_is_lean
 from .fast import check_fast_settings
 from .pipeline import _DropNotice
-from .schedulers import scheduler_name
+from .schedulers import scheduler_config_problem, scheduler_name
 from .validate import MAX_SEED, check_settings
 
 
@@ -235,12 +235,18 @@ def _check_finite(pipe, video, steps):
     dtype = str(denoiser(pipe).dtype).replace("torch.", "")
     name = scheduler_name(pipe)
     other = next(n for n in [*family_of(pipe).schedulers, name] if n != name)  # the family's first other one
-    if dtype == "float32":
-        change = f"Try fewer steps, such as steps={min(steps, 50)}, or another scheduler such as {other!r} (the weights are float32 already)"
+    broken = scheduler_config_problem(dict(pipe.scheduler.config))
+    # Fewer steps help only a schedule pushed past its limit: never advise the steps already used, or fewer than 2.
+    fewer = f"fewer steps, such as steps={min(steps // 2, 50)}, or " if steps >= 4 else ""
+    if broken:
+        change = (f"The cause is the scheduler's config: {broken}. Try a scheduler made from the model's own config, "
+                  f"t2v.set_scheduler(pipe, {name!r}), or load the model again")
+    elif dtype == "float32":
+        change = f"Try {fewer}another scheduler such as {other!r} (the weights are float32 already)"
     else:
         change = (
-            "Try float32 weights, load_pipeline(..., dtype=torch.float32), since float16 overflows more easily; "
-            f"or fewer steps, such as steps={min(steps, 50)}, or another scheduler such as {other!r}"
+            f"Try float32 weights, load_pipeline(..., dtype=torch.float32), since {dtype} overflows more easily; "
+            f"or {fewer}another scheduler such as {other!r}"
         )
     raise NonFiniteFramesError(
         f"The model made NaN or infinite values in {frames_hit} of {len(video)} frames (scheduler {name!r}, "

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .validate import check_choice
+from .validate import MAX_FRAMES, MAX_SIZE, check_bytes, check_choice, check_dtype, check_flag, check_whole_number
 
 GIB = 2**30
 MODES_FASTEST_FIRST = ("none", "model", "sequential")
@@ -221,15 +221,25 @@ def weight_bytes(dtype=torch.float16, family=None):
 
 
 def _settings(family, frames, height, width):
-    # Sizes not given are the family's default model's; a bare Profile has no defaults.
-    if None not in (frames, height, width):
-        return frames, height, width
-    if isinstance(family, Profile):
-        raise ValueError("frames, height and width are needed when predicting from a bare Profile")
-    from .families import Family, family_named
+    # Sizes given must be whole numbers the helpers can make (checked like generate's); those not given are the
+    # family's default model's; a bare Profile has no defaults.
+    model = None
+    if not isinstance(family, Profile):
+        from .families import Family, family_named
 
-    model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
-    return frames or model.frames, height or model.height, width or model.width
+        model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
+    for name, value, low, high in (("frames", frames, 1, MAX_FRAMES), ("height", height, 8, MAX_SIZE), ("width", width, 8, MAX_SIZE)):
+        if value is not None:
+            check_whole_number(name, value, low, high, getattr(model, name) if model else low)
+    if None not in (frames, height, width):
+        return int(frames), int(height), int(width)
+    if model is None:
+        raise ValueError("frames, height and width are needed when predicting from a bare Profile")
+    return int(frames or model.frames), int(height or model.height), int(width or model.width)
+
+
+def _check_switches(dtype, vae_slicing, guidance):
+    return check_dtype(dtype) or torch.float16, check_flag("vae_slicing", vae_slicing), check_flag("guidance", guidance)
 
 
 def activations(profile, frames, height, width, dtype=torch.float16, vae_slicing=True, guidance=True):
@@ -258,8 +268,9 @@ def predict(mode, *, frames=None, height=None, width=None, dtype=torch.float16, 
     width default to the family's default model's.
     """
     mode = check_choice("offload", mode, MODES_FASTEST_FIRST, problem="is not an offload mode with a memory cost")
-    profile = profile_of(family)
     frames, height, width = _settings(family, frames, height, width)
+    dtype, vae_slicing, guidance = _check_switches(dtype, vae_slicing, guidance)
+    profile = profile_of(family)
     weights = weight_bytes(dtype, profile)
     denoiser_act, vae_act = activations(profile, frames, height, width, dtype, vae_slicing, guidance)
     if mode == "none":
@@ -295,6 +306,7 @@ def choose_offload(free, family=None, **settings):
     predictions). When none fits, it returns 'sequential', the leanest, and says that even
     that may run out of memory.
     """
+    free = check_bytes("free", free, "free=t2v.memory.gpu_memory()[0] (what the GPU has free), or free=15 * 2**30 for 15 GiB")
     frames, height, width = _settings(family, settings.pop("frames", None), settings.pop("height", None), settings.pop("width", None))
     predictions = [predict(mode, frames=frames, height=height, width=width, family=family, **settings) for mode in MODES_FASTEST_FIRST]
     for p in predictions:

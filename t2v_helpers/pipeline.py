@@ -1,7 +1,9 @@
 """Load the text-to-video pipeline: model, dtype, device and offload, chosen and explained. Notebook 02."""
 
+import inspect
 import json
 import logging
+import numbers
 import os
 import re
 from contextlib import contextmanager
@@ -13,7 +15,8 @@ import torch
 from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, RAMError, SettingError, shorten
 from .families import families, family_named, lean_vae, family_of_class, family_of_folder, find_model, models
 from .tiny import build_tiny
-from .validate import available_memory, check_choice
+from .schedulers import scheduler_config_problem
+from .validate import available_memory, check_choice, check_dtype, is_finite_number
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
 OFFLOAD_MODES = ("auto", "model", "sequential", "none")
@@ -60,6 +63,7 @@ def choose_runtime(offload="auto", dtype=None, model=None):
     on a CPU because it was the slowest of the three there.
     """
     offload = check_choice("offload", offload, OFFLOAD_MODES, problem="is not an offload mode")
+    dtype = check_dtype(dtype)
     model = model or find_model(MODEL_ID)
     if torch.cuda.is_available():
         dtype = dtype or family_named(model.family).gpu_dtype
@@ -347,6 +351,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     """
     import diffusers
 
+    check_dtype(dtype)  # before the model: a dtype is a setting, not a sign of a damaged folder
     check_model(model_id)
     path = model_path(model_id)
     local = Path(path).is_dir()
@@ -372,6 +377,8 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
                 "where the files came from, pass allow_pickle=True; better, convert them to safetensors.",
                 unsafe,
             )
+    if local:
+        _refuse_damaged_configs(model_id, _file_config_problems(Path(path)))
     try:
         # trust_remote_code is never passed: a model repository cannot run its own code here.
         # The family's pipeline class, named: a repository may name another (zeroscope XL's names video-to-video).
@@ -391,6 +398,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
         if not isinstance(error, (OSError, ValueError)):  # ValueError: some files missing, as after a cut download
             raise
         raise ModelNotAvailableError(_not_available_message(path, error, family.tiny_model)) from error
+    _refuse_damaged_configs(model_id, _loaded_config_problems(pipe))  # a hub model's, and what the files left to defaults
     place(pipe, runtime.offload, runtime.device, vae_slicing)
     pipe.t2v_model_id = model_id
     # set_scheduler starts every swap from the config the model shipped with, even after a hand-made swap.
@@ -400,6 +408,77 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
         tiny = " Model: the built-in tiny model with random weights; its videos are noise." if model.tiny else ""
         print(runtime.reason + tiny)
     return pipe
+
+
+def _vae_config_problem(config):
+    # The latents are divided by scaling_factor (and by latents_std, Wan) before decoding: 0 or NaN ends a run after denoising.
+    factor = config.get("scaling_factor")
+    if factor is not None and not (is_finite_number(factor) and factor > 0):
+        return f"scaling_factor={factor!r} is not a positive number (the latents are divided by it before decoding)"
+    shift = config.get("shift_factor")
+    if shift is not None and not is_finite_number(shift):
+        return f"shift_factor={shift!r} is not a number"
+    for name in ("latents_mean", "latents_std"):
+        values = config.get(name)
+        if values is not None and not (isinstance(values, (list, tuple)) and all(is_finite_number(v) and (name == "latents_mean" or v > 0) for v in values)):
+            return f"{name} is not a list of {'numbers' if name == 'latents_mean' else 'positive numbers'} (the latents are scaled by it)"
+    return None
+
+
+def _tokenizer_length_problem(length, most=None):
+    # The pipeline pads every prompt to model_max_length tokens: 1e30 overflows, 0 reads nothing.
+    if not isinstance(length, numbers.Integral) or isinstance(length, bool) or length < 1:
+        return f"model_max_length={shorten(length)} is not a whole number from 1 (the prompt is padded to it)"
+    if most is not None and length > most:
+        return f"model_max_length={shorten(length)} is more than the {most} tokens its text encoder reads (the prompt is padded to it)"
+    return None
+
+
+def _read_config(path):
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None  # missing or unreadable: loading says so in its own words
+    return config if isinstance(config, dict) else None
+
+
+def _file_config_problems(folder):
+    """['part/file: problem', ...] for the numbers in a model folder's configs that a pipeline divides by or sizes with."""
+    checks = (("vae/config.json", _vae_config_problem), ("scheduler/scheduler_config.json", scheduler_config_problem),
+              ("tokenizer/tokenizer_config.json", lambda c: "model_max_length" in c and _tokenizer_length_problem(c["model_max_length"])))
+    found = []
+    for part, check in checks:
+        config = _read_config(folder / part)
+        problem = check(config) if config is not None else None
+        if problem:
+            found.append(f"{part}: {problem}")
+    return found
+
+
+def _loaded_config_problems(pipe):
+    """The same checks on a loaded pipeline: a hub model's configs, and the tokenizer's length where the pipeline pads to it."""
+    found = []
+    for part, check in (("vae", _vae_config_problem), ("scheduler", scheduler_config_problem)):
+        component = getattr(pipe, part, None)
+        problem = check(dict(component.config)) if component is not None else None
+        if problem:
+            found.append(f"{part}/config: {problem}")
+    tokenizer, encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
+    # Wan's and CogVideoX's pipelines pad to their own max_sequence_length; ModelScope's pads to the tokenizer's length.
+    if tokenizer is not None and "max_sequence_length" not in inspect.signature(pipe.encode_prompt).parameters:
+        most = getattr(getattr(encoder, "config", None), "max_position_embeddings", None)
+        problem = _tokenizer_length_problem(tokenizer.model_max_length, most if isinstance(most, int) else 10**6)
+        if problem:
+            found.append(f"tokenizer/tokenizer_config.json: {problem}")
+    return found
+
+
+def _refuse_damaged_configs(model_id, problems):
+    if problems:
+        raise BadModelError(
+            f"Model {'folder ' if Path(str(model_id)).is_dir() else ''}{shorten(str(model_id), 80)} has a damaged config: "
+            f"{'; '.join(problems)}. Download it again, or use a complete model folder, 'tiny' or {MODEL_ID!r}."
+        )
 
 
 def place(pipe, offload, device, vae_slicing=True):

@@ -4,8 +4,10 @@ Each family lists its own (t2v_helpers/families/); `SCHEDULERS` and `STEP_LIMITS
 ModelScope's, the article's model.
 """
 
+import numbers
+
 from .families import Family, family_named, family_of
-from .validate import check_choice
+from .validate import check_choice, is_finite_number
 
 SCHEDULERS = family_named("modelscope").schedulers
 STEP_LIMITS = family_named("modelscope").step_limits
@@ -56,3 +58,30 @@ def scheduler_name(pipe):
         if type(pipe.scheduler) is cls and not overrides:
             return name
     return type(pipe.scheduler).__name__
+
+
+def _positive(value):
+    return is_finite_number(value) and value > 0
+
+
+def scheduler_config_problem(config):
+    """What is wrong with a scheduler config's noise schedule (a dict), in words, or None. Notebook 03.
+
+    The training steps must be a whole number from 1, and a linear schedule's betas (the
+    noise added per step) must rise: 0 < beta_start < beta_end < 1. A config that breaks this
+    makes NaN frames or fails deep inside diffusers, so it is refused by name.
+    """
+    steps = config.get("num_train_timesteps", 1)
+    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
+        return f"num_train_timesteps={steps!r} is not a whole number from 1 (the model's training steps, 1000 for these models)"
+    if config.get("trained_betas") is not None or config.get("beta_schedule", "linear") not in ("linear", "scaled_linear"):
+        return None  # the betas come from elsewhere
+    start, end = config.get("beta_start"), config.get("beta_end")
+    if start is None and end is None:
+        return None
+    for name, value in (("beta_start", start), ("beta_end", end)):
+        if not _positive(value) or value >= 1:
+            return f"{name}={value!r} is not a number between 0 and 1 (the noise added per training step)"
+    if start >= end:
+        return f"beta_start={start!r} is not below beta_end={end!r} (the noise added per step must rise, as 0.00085 to 0.012 does)"
+    return None

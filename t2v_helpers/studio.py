@@ -8,6 +8,7 @@ display it, with no front-end code to build or install.
 import base64
 import html
 import io
+import numbers
 import os
 import secrets
 import signal
@@ -28,6 +29,7 @@ from .families import family_of, model_of
 from .generate import generate
 from .fast import FAST_GUIDANCE, FAST_STEPS, switch_scheduler
 from .schedulers import scheduler_name, scheduler_names
+from .validate import is_finite_number
 from .video import save_video, to_uint8
 
 # The random-seed button draws below 2**32: a browser's numbers hold whole numbers
@@ -185,6 +187,9 @@ class Studio:
         guidance = family.guidance if guidance is None else guidance
         scheduler = family.default_scheduler if scheduler is None else scheduler
         fps = family.fps if fps is None else fps
+        # What a number control suggests when given something that is not a number: the model's own value.
+        self._defaults = dict(steps=family.steps, frames=model.frames, guidance=family.guidance, fps=family.fps,
+                              height=model.height, width=model.width, seed=0)
         start = dict(prompt=prompt, negative_prompt=negative_prompt, steps=steps, frames=frames, guidance=guidance)
         self.load(dict(start, seed=seed, scheduler=scheduler, height=height, width=width, fps=fps))
 
@@ -256,6 +261,11 @@ class Studio:
             raise ValueError(f"values has keys {unknown} that are not controls; use some of {list(CONTROLS)}.")
         for name, value in values.items():
             control = getattr(self, name)
+            if name in self._defaults and not is_finite_number(value):
+                # NaN would pass into a slider and come back as its own suggestion ('such as nan').
+                problem = "is not a finite number" if isinstance(value, numbers.Real) and not isinstance(value, bool) else "is not a number"
+                limits = f"from {control.min} to {control.max} " if hasattr(control, "max") else ""
+                raise ValueError(f"{name}={value!r} {problem}; use a number {limits}such as {self._defaults[name]!r}.")
             try:
                 self._loading = True
                 control.value = value
@@ -412,6 +422,8 @@ class Studio:
                 self.progress.max = max(1, steps_run(values["steps"], STRENGTH))
                 result = upscale(self.upscaler, source.mp4, height=values["height"], width=values["width"], prompt=values["prompt"],
                                  steps=values["steps"], seed=values["seed"], on_step=on_step)
+                # The card and `load` show what the upscale used (the upscaler's scheduler and guidance), as its sidecar does.
+                values.update({name: result.settings[name] for name in ("scheduler", "guidance", "steps")})
                 saved = save_video(result, self.out_dir, fps=values["fps"])
         except Exception as error:  # shown in the studio, kept in last_error: never lost
             self.last_error = error
@@ -500,5 +512,9 @@ class Studio:
         return card
 
     def _load_entry(self, entry):
-        self.load(entry.values)
+        try:
+            self.load(entry.values)
+        except ValueError as error:  # an upscaled video's scheduler may not be one this pipeline has
+            self._say(f"Cannot load video #{entry.number}'s settings: {html.escape(str(error))}", error=True)
+            return
         self._say(f"Loaded the settings of video #{entry.number}; press Generate to make it again.")

@@ -38,9 +38,14 @@ def encode_then_free(pipe, prompt, negative_prompt=None):
     would otherwise keep it alive.
     """
     from .families import family_of
+    from .validate import check_negative_prompt, check_prompt
 
     if getattr(pipe, "text_encoder", None) is None:
         raise ValueError("this pipeline has no text encoder (already freed?): pass the embeddings you kept instead of a prompt")
+    # generate's checks, before anything is freed: a prompt refused after freeing could never be encoded again.
+    tokenizer, limit = getattr(pipe, "tokenizer", None), family_of(pipe).max_tokens
+    prompt = check_prompt(prompt, "prompt", tokenizer, limit)
+    negative_prompt = check_negative_prompt(negative_prompt, tokenizer, limit)
     wanted = dict(
         prompt=prompt,
         negative_prompt=negative_prompt,

@@ -13,6 +13,8 @@ import logging
 import math
 import numbers
 import secrets
+import shlex
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ UPSCALER = "zeroscope-xl"
 STRENGTH = 0.6  # diffusers' default for VideoToVideoSDPipeline; zeroscope_v2_XL's card suggests 0.66 to 0.85
 MAX_VIDEO_BYTES = 2**30  # decoded 8-bit RGB frames read from a file: 1 GiB, about 600 frames of 1024x576
 MAX_SIDECAR_BYTES = 1_000_000
+VIDEO_FILE = "a video file ffmpeg reads, such as an MP4 that t2v.save_video wrote"
 VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or the path of a video file such as an MP4"
 
 
@@ -180,52 +183,163 @@ def steps_run(steps, strength):
     return min(int(steps * strength), steps)
 
 
-def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
-    """The frames (frames, height, width, 3; float32 in 0..1) and fps of a video file. Notebook 11.
+def _not_a_file(path):
+    """Why `path` cannot be read as a video file without opening it (a FIFO would block the read forever), or None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return "does not exist" if isinstance(error, FileNotFoundError) else f"cannot be opened ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a video file: reading it would wait for a writer"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a video file"
+    return "is not a regular file (a socket or other special file)"
 
-    A missing, empty or unreadable file, or one longer than `max_frames` or larger than
-    `max_bytes` once decoded (8-bit RGB), raises SettingError; reading stops there, so a long
-    film given by mistake cannot fill the memory.
+
+def _as_file(path):
+    # ffmpeg reads 'concat:a.mp4' as another file and 'pipe:0' as standard input: name the file protocol, with a full path.
+    return "file:" + str(path.absolute())
+
+
+def _timestamps(path, max_frames):
+    """The presentation times (seconds, sorted) of the first video stream's frames, read from the file's packets.
+
+    ffmpeg copies the packets without decoding them (`-c copy -f framecrc`), so this is quick and
+    holds no frames. Raises SettingError for a file ffmpeg cannot open or that has no video stream.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", _as_file(path), "-map", "0:v:0",
+               "-c", "copy", "-frames:v", str(max_frames + 1), "-f", "framecrc", "-"]
+    try:
+        done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SettingError("video", str(path), f"cannot be read as a video ({shorten(str(error), 120)})", VIDEO_FILE, "another file") from None
+    errors = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0:
+        if "matches no streams" in errors:
+            raise SettingError("video", str(path), "has no video stream (only sound or other data)", VIDEO_FILE,
+                               "a file with pictures, such as an MP4 that t2v.save_video wrote")
+        reason = next((line for line in reversed(errors.splitlines()) if line.strip()), f"ffmpeg exit status {done.returncode}")
+        raise SettingError("video", str(path), f"cannot be read as a video ({shorten(reason.strip(), 120)})", VIDEO_FILE, "another file")
+    base, times = None, []
+    for line in done.stdout.decode("ascii", "replace").splitlines():
+        if line.startswith("#tb 0:"):
+            numerator, denominator = line.split(":", 1)[1].split("/")
+            base = int(numerator) / int(denominator)
+        elif line and not line.startswith("#"):
+            pts = int(line.split(",")[2])
+            if pts != -(2**63):  # a packet without a time (AV_NOPTS_VALUE)
+                times.append(pts)
+    return sorted(t * base for t in times) if base else []
+
+
+def _check_constant_rate(path, times):
+    """The frame rate the timestamps `times` keep, or SettingError if the gaps between frames differ (variable frame rate)."""
+    gaps = np.diff(times)
+    if len(gaps) == 0:
+        return None
+    typical = float(np.median(gaps))
+    # Timestamps are rounded to the file's time base (1 ms in WebM: 33 or 34 ms at 30 fps): a quarter of a frame of leeway.
+    if typical > 0 and np.all(np.abs(gaps - typical) <= 0.25 * typical):
+        return (len(times) - 1) / (times[-1] - times[0])
+    shortest, longest = float(gaps.min()), float(gaps.max())
+    problem = (f"has a variable frame rate (frames {shortest:.3g} s to {longest:.3g} s apart), and the model makes frames "
+               "at one steady rate; reading it at one rate would add or drop frames and change its length")
+    allowed = "a video with a constant frame rate"
+    # Every frame once, evenly spaced at the clip's average rate: the same frames, and about the same length.
+    span = times[-1] - times[0]
+    fps = min(MAX_FPS, max(1, round((len(times) - 1) / span))) if span > 0 else 8
+    out = path.with_name(path.stem + "-cfr.mp4")
+    suggestion = (f"re-timing it first, each frame kept once at {fps} fps: "
+                  f"ffmpeg -i {shlex.quote(str(path))} -vf setpts=N/{fps}/TB,fps={fps} {shlex.quote(str(out))}")
+    raise SettingError("video", str(path), problem, allowed, suggestion)
+
+
+def read_video(path, max_frames=MAX_FRAMES, max_bytes=MAX_VIDEO_BYTES):
+    """The frames (frames, height, width, 3; uint8, 0..255) and fps of a video file. Notebook 11.
+
+    A missing, empty or unreadable file, a pipe or a device, a file without a video stream, a
+    video with a variable frame rate, or one longer than `max_frames` or larger than
+    `max_bytes` once decoded (8-bit RGB) raises SettingError. The frame count and size are
+    checked from the file's packets before decoding, and the frames are decoded into one array
+    of that size: `max_bytes` bounds what is allocated, so a long film given by mistake cannot
+    fill the memory. The fps is the one the frames' timestamps keep.
     """
     import imageio_ffmpeg
 
-    allowed = "a video file ffmpeg reads, such as an MP4 that t2v.save_video wrote"
     if not isinstance(path, (str, Path)) or not str(path).strip():
-        raise SettingError("video", path, "is not a file name", allowed, "video='outputs/spiderman-is-surfing-seed0.mp4'")
+        raise SettingError("video", path, "is not a file name", VIDEO_FILE, "video='outputs/spiderman-is-surfing-seed0.mp4'")
     path = Path(path).expanduser()
-    if not path.is_file():
-        problem = "is a folder" if path.is_dir() else "does not exist"
-        raise SettingError("video", str(path), problem, allowed, "the path of an MP4 (ls outputs/*.mp4 lists them)")
+    problem = _not_a_file(path)
+    if problem:
+        raise SettingError("video", str(path), problem, VIDEO_FILE, "the path of an MP4 (ls outputs/*.mp4 lists them)")
+    times = _timestamps(path, max_frames)
+    rate = _check_constant_rate(path, times)
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
+        # passthrough: each frame the file holds, once (ffmpeg would otherwise repeat or drop frames to keep a rate).
+        reader = imageio_ffmpeg.read_frames(_as_file(path), output_params=["-fps_mode", "passthrough"])
         meta = next(reader)
         width, height = meta["size"]
-        frames = []
+        frame_bytes = width * height * 3
+
+        def too_long(count):
+            reader.close()
+            allowed = (f"videos of up to {max_frames} frames and {max_bytes / 2**30:g} GiB as RGB frames "
+                       f"({frame_bytes / 2**20:.1f} MiB each here)")
+            return SettingError("video", str(path), f"is longer than this helper reads ({count} frames or more)", allowed,
+                                "a shorter clip, such as the first 2 seconds (ffmpeg -t 2)")
+
+        expected = max(1, len(times))
+        if expected > max_frames or expected * frame_bytes > max_bytes:
+            raise too_long(expected)
+        frames, count = np.empty((expected, height, width, 3), np.uint8), 0
         for data in reader:
-            if len(frames) == max_frames or (len(frames) + 1) * len(data) > max_bytes:
-                reader.close()
-                allowed = f"videos of up to {max_frames} frames and {max_bytes / 2**30:g} GiB as RGB frames ({len(data) / 2**20:.1f} MiB each here)"
-                raise SettingError("video", str(path), f"is longer than this helper reads ({len(frames)} frames so far)", allowed, "a shorter clip, such as the first 2 seconds (ffmpeg -t 2)")
-            frames.append(np.frombuffer(data, np.uint8).reshape(height, width, 3))
+            if count == len(frames):  # more frames than packets (rare): grow, within the same limits
+                if count == max_frames or (count + 1) * frame_bytes > max_bytes:
+                    raise too_long(count + 1)
+                frames = np.concatenate([frames, np.empty((min(count, max_frames - count, max_bytes // frame_bytes - count),
+                                                           height, width, 3), np.uint8)])
+            frames[count] = np.frombuffer(data, np.uint8).reshape(height, width, 3)
+            count += 1
     except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as error:
         if isinstance(error, SettingError):
             raise
         reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-        raise SettingError("video", str(path), f"cannot be read as a video ({shorten(reason, 120)})", allowed, "another file") from None
-    if not frames:
-        raise SettingError("video", str(path), "holds no frames", allowed, "another file")
-    return np.stack(frames).astype(np.float32) / 255, float(meta.get("fps") or 0)
+        raise SettingError("video", str(path), f"cannot be read as a video ({shorten(reason, 120)})", VIDEO_FILE, "another file") from None
+    if not count:
+        raise SettingError("video", str(path), "holds no frames", VIDEO_FILE, "another file")
+    declared = float(meta.get("fps") or 0)
+    if rate:
+        # Timestamps are rounded to the file's time base (a GIF's 1/100 s makes 8 fps 0.12 and 0.13 s apart): the stream's
+        # declared rate, or else a whole number, when within 2% of the measured one (29.97 stays 29.97, 7.94 becomes 8).
+        rate = next((r for r in (declared, round(rate)) if r and abs(r - rate) <= 0.02 * rate), rate)
+    return frames[:count], float(rate or declared)
 
 
 def resize(frames, height, width):
-    """Frames resized to `height` x `width` with Lanczos filtering (PIL), as float32 in 0..1. Notebook 11."""
+    """Frames resized to `height` x `width` with Lanczos filtering (PIL), as float32 in 0..1. Notebook 11.
+
+    The frames are resized as 8-bit pictures and turned into floats only at the new size, so a
+    large video costs its 8-bit frames and the small result, not float copies of the large ones.
+    """
     from PIL import Image
 
     frames = to_uint8(frames)
-    if frames.shape[1:3] == (height, width):
-        return frames.astype(np.float32) / 255
-    resized = [np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS)) for frame in frames]
-    return np.stack(resized).astype(np.float32) / 255
+    if frames.shape[1:3] != (height, width):
+        resized = np.empty((len(frames), height, width, 3), np.uint8)
+        for index, frame in enumerate(frames):
+            resized[index] = np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
+        frames = resized
+    result = frames.astype(np.float32)
+    result /= 255
+    return result
 
 
 def _source(video):
@@ -247,7 +361,7 @@ def _source(video):
             record["fps"], fps = fps, min(max(fps, 1), MAX_FPS)
         return frames, prompt if isinstance(prompt, str) else None, fps or None, record
     if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)):
-        frames = to_uint8(video).astype(np.float32) / 255
+        frames = to_uint8(video)  # 8-bit until resized: see resize
         return frames, None, None, {"frames": list(frames.shape)}
     raise SettingError("video", video, "is not a video", VIDEO_INPUT, "video=result, the VideoResult t2v.generate returned")
 

@@ -32,6 +32,16 @@ def _as_number(value):
     return number if math.isfinite(number) else None
 
 
+def is_finite_number(value):
+    """Whether `value` is a real number (not a bool) that a float can hold: not NaN, infinite or 10**400. Notebook 04."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a whole number too large for a float
+        return False
+
+
 def _is_whole(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -67,6 +77,51 @@ def check_whole_number(name, value, low, high, default):
     raise SettingError(name, value, _what_is_wrong(value, True), f"a whole number from {low} to {high}", f"{name}={nearest}")
 
 
+DTYPES = {"float16": "float16", "fp16": "float16", "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float32": "float32", "fp32": "float32", "float": "float32"}
+
+
+def check_dtype(dtype, name="dtype"):
+    """Return `dtype` as torch.float16, torch.bfloat16 or torch.float32 (None stays None: the helpers choose). Notebook 02.
+
+    Takes those torch dtypes and their names as text ('float16', 'torch.bfloat16', 'fp32');
+    anything else (an integer dtype, a device name such as 'cuda', a number) is a SettingError.
+    """
+    import torch
+
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float16, torch.bfloat16, torch.float32):
+        return dtype
+    key = dtype.strip().lower().removeprefix("torch.") if isinstance(dtype, str) else None
+    if key in DTYPES:
+        return getattr(torch, DTYPES[key])
+    if isinstance(dtype, torch.dtype):
+        problem = "is not a floating-point dtype the model can run in" if not dtype.is_floating_point else "is not a dtype the model is run in here"
+    elif isinstance(dtype, str) and key in ("cuda", "cpu", "mps", "auto"):
+        problem = "is a device name, not a dtype (the helpers choose the device)"
+    else:
+        problem = "is not a dtype"
+    close = difflib.get_close_matches(str(key or dtype).lower().removeprefix("torch."), ["float16", "bfloat16", "float32"], n=1, cutoff=0.5)
+    allowed = "torch.float16, torch.bfloat16 or torch.float32 (or the name as text, such as 'float16'), or None to let the helpers choose"
+    raise SettingError(name, dtype, problem, allowed, f"{name}=torch.{close[0] if close else 'float32'}")
+
+
+def check_flag(name, value):
+    """Return `value` if it is True or False, else raise SettingError (a switch is not 'yes' or 1). Notebook 07."""
+    if isinstance(value, bool):
+        return value
+    raise SettingError(name, value, "is not True or False", "True or False", f"{name}=True")
+
+
+def check_bytes(name, value, suggestion):
+    """Return `value` as an int if it is a number of bytes from 0 to 2**64, else raise SettingError. Notebook 07."""
+    if is_finite_number(value) and 0 <= value <= 2**64:
+        return int(value)
+    allowed = "a number of bytes from 0 to 2**64, such as 15 * 2**30 for 15 GiB"
+    raise SettingError(name, value, "is not a number" if _as_number(value) is None else "is out of range", allowed, suggestion)
+
+
 def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
     """Return the prompt as plain text; refuse a missing, blank or non-Unicode one; warn when the encoder cuts its end. Notebook 04.
 
@@ -100,6 +155,18 @@ def check_prompt(prompt, name="prompt", tokenizer=None, limit=None):
                 stacklevel=3,
             )
     return prompt
+
+
+def check_negative_prompt(negative_prompt, tokenizer=None, limit=None):
+    """Return the negative prompt as plain text, or None for none ('' or None); refuse other values. Notebook 04."""
+    if negative_prompt is None or negative_prompt == "":
+        return None
+    if not isinstance(negative_prompt, str):
+        raise SettingError("negative_prompt", negative_prompt, "is not text", "text or None", "negative_prompt='blurry, low quality'")
+    if not negative_prompt.strip():
+        allowed = "words for what the video should not show, or '' (or None) for none"
+        raise SettingError("negative_prompt", negative_prompt, "is blank", allowed, "negative_prompt='' to leave it out")
+    return check_prompt(negative_prompt, "negative_prompt", tokenizer, limit)
 
 
 def check_size(name, value, multiple=8, default=256):
@@ -234,20 +301,42 @@ def check_memory(pipe, frames, height, width):
     raise SettingError("frames", frames, problem, allowed, f"height={model.height}, width={model.width} (the model's own size)")
 
 
+def nearest_frames(family, number=None):
+    """The frame count closest to `number` that `family` makes and the helpers take (the family's default for None). Notebook 09.
+
+    It asks the family's own `check_frames`, so a suggestion honours every rule the family has
+    (Wan's 4k+1, a largest count), not only the form.
+    """
+    default = family.models[0].frames
+    target = default if number is None else min(MAX_FRAMES, max(1, round(number)))
+    for distance in range(MAX_FRAMES):
+        for candidate in (target - distance, target + distance):  # the smaller one first on a tie
+            if 1 <= candidate <= MAX_FRAMES and family.check_frames(candidate):
+                return candidate
+    return default
+
+
 def check_frames(frames, family):
-    """Return `frames` as an int if the family makes that many (any count for ModelScope, 4k+1 for Wan). Notebook 09."""
-    frames = check_whole_number("frames", frames, 1, MAX_FRAMES, family.models[0].frames)
+    """Return `frames` as an int if the family makes that many (any count for ModelScope, 4k+1 for Wan). Notebook 09.
+
+    The suggested count is one the family accepts (`nearest_frames`).
+    """
+    step = family.frame_step
+    most = nearest_frames(family, MAX_FRAMES)
+    form = f"of the form {step}k+1 " if step > 1 else ""
+    allowed = f"a whole number {form}from 1 to {most}, such as {family.models[0].frames}"
+    if not (_is_whole(frames) and 1 <= frames <= MAX_FRAMES):
+        number = _as_number(frames)
+        suggestion = nearest_frames(family, number)
+        raise SettingError("frames", frames, _what_is_wrong(frames, True), allowed, f"frames={suggestion}")
+    frames = int(frames)
     if family.check_frames(frames):
         return frames
-    if family.max_frames and frames > family.max_frames:
-        problem = f"is more than {family.name} makes ({family.max_frames_why})"
-        raise SettingError("frames", frames, problem, f"a whole number of the form {family.frame_step}k+1 from 1 to {family.max_frames}", f"frames={family.max_frames}")
-    step = family.frame_step
-    below = (frames - 1) // step * step + 1
-    nearest = below if frames - below <= below + step - frames or below + step > MAX_FRAMES else below + step
-    problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
-    allowed = f"a whole number of the form {step}k+1 from 1 to {MAX_FRAMES}, such as {family.models[0].frames}"
-    raise SettingError("frames", frames, problem, allowed, f"frames={nearest}")
+    if (frames - 1) % step == 0:
+        problem = f"is more than {family.name} makes" + (f" ({family.max_frames_why})" if family.max_frames_why else "")
+    else:
+        problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
+    raise SettingError("frames", frames, problem, allowed, f"frames={nearest_frames(family, frames)}")
 
 
 def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None, family=None):
@@ -273,15 +362,7 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
         )
     tokenizer = getattr(pipe, "tokenizer", None)
     checked = {"prompt": check_prompt(prompt, "prompt", tokenizer, family.max_tokens)}
-    if negative_prompt is not None and negative_prompt != "":
-        if not isinstance(negative_prompt, str):
-            suggestion = "negative_prompt='blurry, low quality'"
-            raise SettingError("negative_prompt", negative_prompt, "is not text", "text or None", suggestion)
-        if not negative_prompt.strip():
-            allowed = "words for what the video should not show, or '' (or None) for none"
-            raise SettingError("negative_prompt", negative_prompt, "is blank", allowed, "negative_prompt='' to leave it out")
-        negative_prompt = check_prompt(negative_prompt, "negative_prompt", tokenizer, family.max_tokens)
-    checked["negative_prompt"] = negative_prompt or None
+    checked["negative_prompt"] = check_negative_prompt(negative_prompt, tokenizer, family.max_tokens)
     name = scheduler or (scheduler_name(pipe) if pipe is not None else None)
     limits = family.step_limits
     limit = limits.get(name, MAX_STEPS)

@@ -369,3 +369,45 @@ def test_transformer_coefficients_are_the_committed_calibration(name):
     if name == "wan":  # CogVideoX's VAE follows diffusers' published GPU figures instead (test above)
         assert profile.vae(1, 8, 8, True) == pytest.approx((per_pixel + per_frame_pixel) * 64, rel=0.01)
         assert profile.vae(81, 8, 8, True) == pytest.approx((per_pixel + 81 * per_frame_pixel) * 64, rel=0.01)
+
+
+# --- issue 19: the memory model checks what it is asked about, like every other setting ------------------------
+
+BAD_SIZES = [-16, 0, float("nan"), float("inf"), 16.5, "16", True, None]
+
+
+@pytest.mark.parametrize("name", ["frames", "height", "width"])
+@pytest.mark.parametrize("value", BAD_SIZES[:-1])
+def test_predict_refuses_a_count_or_size_that_is_not_a_positive_whole_number(name, value):
+    with pytest.raises(t2v.SettingError) as error:
+        memory.predict("none", **{name: value})
+    assert error.value.name == name and "Try" in str(error.value)
+    # The suggested value is itself accepted.
+    suggested = error.value.suggestion.split("=", 1)[1]
+    assert memory.predict("none", **{name: int(suggested)}).peak > 0
+
+
+@pytest.mark.parametrize("free", [-1, float("nan"), float("inf"), None, "15 GB", True])
+def test_choose_offload_refuses_free_memory_that_is_not_a_number_of_bytes(free):
+    with pytest.raises(t2v.SettingError) as error:
+        memory.choose_offload(free, frames=16)
+    assert error.value.name == "free" and "Try" in str(error.value)
+
+
+@pytest.mark.parametrize("settings, name", [
+    (dict(dtype="cuda"), "dtype"), (dict(dtype=torch.int8), "dtype"), (dict(dtype=16), "dtype"),
+    (dict(vae_slicing="yes"), "vae_slicing"), (dict(guidance=2.0), "guidance"),
+])
+def test_predict_refuses_a_dtype_or_switch_it_cannot_use(settings, name):
+    with pytest.raises(t2v.SettingError) as error:
+        memory.predict("none", **settings)
+    assert error.value.name == name
+    with pytest.raises(t2v.SettingError):
+        memory.choose_offload(15 * GB, **settings)
+
+
+def test_predictions_stay_positive_for_every_accepted_setting():
+    for frames in (1, 1024):
+        for size in (8, 4096):
+            prediction = memory.predict("sequential", frames=frames, height=size, width=size)
+            assert prediction.activations >= 0 and prediction.peak > 0

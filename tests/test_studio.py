@@ -453,3 +453,35 @@ def test_the_time_a_click_was_sent_comes_from_the_browsers_message_only(monkeypa
     kernel = type("Kernel", (), {"get_parent": lambda self, channel: {"header": header}})()
     monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"kernel": kernel})())
     assert studio_module._click_sent_at() == sent_at
+
+
+# --- issue 19 ---------------------------------------------------------------------------------------------------
+
+
+def test_an_upscaled_videos_card_shows_what_the_upscale_used(pipe, tmp_path):
+    """The card of an upscaled video showed the source's scheduler, guidance and fps; its sidecar said ddim."""
+    studio = t2v.Studio(pipe, tmp_path / "outputs", prompt="a cat", steps=2, frames=2, height=32, width=32,
+                        guidance=4.5, scheduler="euler", fps=12)
+    studio.generate_button.click()
+    studio.upscale_button.click()
+    assert studio.last_error is None, studio.message.value
+    upscaled = studio.history[-1]
+    sidecar = json.loads(upscaled.sidecar.read_text())
+    settings = sidecar["settings"]
+    for name in ("scheduler", "guidance", "steps", "height", "width"):
+        assert upscaled.values[name] == settings[name], name
+    assert upscaled.values["fps"] == sidecar["fps"]
+    caption = studio.history_box.children[0].children[1].value
+    assert html.escape(settings["scheduler"]) in caption and f"guidance {settings['guidance']:g}" in caption
+    assert "euler" not in caption and "guidance 4.5" not in caption
+
+
+@pytest.mark.parametrize("name, value", [("guidance", float("nan")), ("guidance", float("inf")), ("fps", float("nan")),
+                                         ("steps", float("nan")), ("guidance", "high")])
+def test_a_starting_value_that_is_not_a_number_never_suggests_itself(pipe, tmp_path, name, value):
+    """Studio(guidance=nan) suggested 'such as nan'."""
+    with pytest.raises(ValueError) as error:
+        t2v.Studio(pipe, tmp_path / "outputs", **{name: value})
+    message = str(error.value)
+    assert f"such as {value!r}" not in message and "such as nan" not in message and "such as inf" not in message
+    assert "is not a" in message and "number" in message

@@ -64,3 +64,17 @@ def test_the_module_tells_the_sizes_as_counted():
     assert f"{wan_counts['text_encoder'] / 1e9:.1f} billion parameters" in text_encoding.__doc__.replace("\n", " ")
     assert round(wan_counts["text_encoder"] / wan_counts["transformer"]) == 4
     assert 2.7 < cog_counts["text_encoder"] / cog_counts["transformer"] < 3
+
+
+@pytest.mark.parametrize("prompt, negative, problem", [
+    ("", None, "is empty"), ("   \n", None, "is empty"), (None, None, "is not text"), (123, None, "is not text"),
+    ("a \udcff cat", None, "not text at position"), ("a cat", 5, "is not text"), ("a cat", "  ", "is blank"),
+])
+def test_a_prompt_generate_would_refuse_is_refused_before_the_encoder_is_freed(prompt, negative, problem):
+    """Issue 19: '' was encoded and the encoder freed for good; None and 123 gave AttributeError."""
+    pipe = t2v.load_pipeline("tiny", verbose=False)
+    with pytest.raises(t2v.SettingError, match=problem) as error:
+        encode_then_free(pipe, prompt, negative_prompt=negative)
+    assert error.value.name == ("prompt" if negative is None else "negative_prompt")
+    assert pipe.text_encoder is not None  # still there: the user can fix the prompt and try again
+    assert encode_then_free(pipe, "a cat", negative_prompt="")["prompt_embeds"].shape[0] == 1

@@ -132,10 +132,10 @@ def test_a_video_file_is_read_with_the_prompt_of_its_sidecar(upscaler, saved_sou
 
 
 def test_a_video_too_long_to_hold_is_refused_while_reading(saved_source):
-    with pytest.raises(SettingError, match=r"is longer than this helper reads \(2 frames so far\)"):
+    with pytest.raises(SettingError, match=r"is longer than this helper reads \(3 frames or more\)"):
         up.read_video(saved_source.mp4, max_frames=2)
     frame_bytes = 32 * 56 * 3
-    with pytest.raises(SettingError, match=r"\(3 frames so far\)"):
+    with pytest.raises(SettingError, match=r"\(4 frames or more\)"):
         up.read_video(saved_source.mp4, max_bytes=3 * frame_bytes + 1)
     assert len(up.read_video(saved_source.mp4, max_bytes=4 * frame_bytes)[0]) == 4
 
@@ -344,3 +344,126 @@ def test_review_findings_upscale(tmp_path):
     # Too small a strength gets a suggestion that works.
     with pytest.raises(SettingError, match=r"strength=0.04"):
         up.upscale(upscaler, result, strength=1e-4, steps=25)
+
+
+# --- what a video file really holds (issue 19: variable frame rate, memory, files that are not videos) ---------
+
+
+def _ffmpeg(tmp_path, name, *arguments):
+    """A file made by the bundled ffmpeg from its test pattern (no input file needed)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path = tmp_path / name
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", *arguments, str(path)], check=True, timeout=120)
+    return path
+
+
+def _pattern(tmp_path, name, frames, *filters, size="32x32"):
+    extra = ["-vf", filters[0], "-fps_mode", "vfr"] if filters else []
+    return _ffmpeg(tmp_path, name, "-f", "lavfi", "-i", f"testsrc=size={size}:rate=8", "-frames:v", str(frames), *extra, "-pix_fmt", "yuv420p")
+
+
+def test_a_constant_rate_file_gives_its_own_frames_and_rate(tmp_path):
+    frames, fps = up.read_video(_pattern(tmp_path, "cfr.mp4", 6))
+    assert frames.shape == (6, 32, 32, 3) and fps == 8
+
+
+@pytest.mark.parametrize("frames, pts, shown", [
+    (6, "if(lt(N,3),N/8,N/2)/TB", "0.125 s to 1.25 s"),  # the issue's 1.88 s clip that became 28 frames at 3.2 fps
+    (3, "if(lt(N,2),N/8,200)/TB", "0.125 s to 200 s"),  # a 200 s gap that became 534 frames
+])
+def test_a_variable_frame_rate_file_is_refused_with_the_command_that_makes_it_constant(tmp_path, frames, pts, shown):
+    path = _pattern(tmp_path, "vfr.mp4", frames, f"setpts='{pts}'")
+    with pytest.raises(SettingError, match="variable frame rate") as error:
+        up.read_video(path)
+    message = str(error.value)
+    assert shown in message and error.value.name == "video"
+    # The command it suggests makes a file it reads, with every frame once.
+    command = message.split("Try re-timing it first, each frame kept once at ")[1].split(": ", 1)[1].rstrip(".")
+    import shlex
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", *shlex.split(command)[1:]], check=True, timeout=120)
+    assert len(up.read_video(tmp_path / "vfr-cfr.mp4")[0]) == frames
+
+
+@pytest.mark.parametrize("kind, problem", [("fifo", "is a named pipe"), ("device", "is a device"), ("audio", "has no video stream")])
+def test_a_pipe_a_device_or_an_audio_file_is_named_for_what_it_is(tmp_path, kind, problem):
+    if kind == "fifo":
+        path = tmp_path / "v.mp4"
+        os.mkfifo(path)  # nothing ever writes to it: reading it would wait forever
+    elif kind == "device":
+        path = "/dev/zero"
+    else:
+        path = _ffmpeg(tmp_path, "sound.m4a", "-f", "lavfi", "-i", "sine=duration=1")
+    with pytest.raises(SettingError, match=problem) as error:
+        up.read_video(path)
+    assert "does not exist" not in str(error.value) and "Error opening output files" not in str(error.value)
+
+
+def test_reading_and_resizing_a_large_video_holds_little_more_than_its_8_bit_frames(tmp_path):
+    """Issue 19: 4 frames of 6000x6000 (432 MB as 8-bit RGB) peaked at 5.3 GiB: float32 copies of the full-size frames."""
+    import tracemalloc  # numpy reports its arrays to tracemalloc
+
+    path = _pattern(tmp_path, "big.mp4", 3, size="1024x1024")
+    decoded = 3 * 1024 * 1024 * 3
+    tracemalloc.start()
+    try:
+        frames, _prompt, _fps, _record = up._source(path)
+        small = up.resize(frames, 64, 64)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert small.shape == (3, 64, 64, 3) and small.dtype == np.float32
+    # The 8-bit frames, and the one or two frames ffmpeg's pipe hands over as bytes (before: 12 times the frames).
+    assert peak < decoded + 2.5 * decoded / 3, f"peak {peak / decoded:.2f} times the decoded frames"
+
+
+def test_the_byte_cap_bounds_what_is_allocated(tmp_path):
+    import tracemalloc
+
+    path = _pattern(tmp_path, "big.mp4", 4, size="512x512")
+    frame = 512 * 512 * 3
+    with pytest.raises(SettingError, match="longer than this helper reads"):
+        up.read_video(path, max_bytes=3 * frame)
+    tracemalloc.start()
+    try:
+        up.read_video(path, max_bytes=4 * frame)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * frame + 2.5 * frame, f"peak {peak / frame:.2f} frames"  # before: 36 frames
+
+
+@pytest.mark.parametrize("name, codec, rate, fps", [
+    ("clip.gif", [], "8", 8.0),  # a GIF's 1/100 s delays: 0.12 and 0.13 s apart
+    ("clip.webm", ["-pix_fmt", "yuv420p"], "30000/1001", 29.97),  # WebM's 1 ms time base: 33 and 34 ms apart
+    ("clip.avi", ["-c:v", "mjpeg"], "8", 8.0),
+])
+def test_other_containers_and_time_bases_keep_their_frames_and_rate(tmp_path, name, codec, rate, fps):
+    path = _ffmpeg(tmp_path, name, "-f", "lavfi", "-i", f"testsrc=size=32x32:rate={rate}", "-frames:v", "10", *codec)
+    frames, read_fps = up.read_video(path)
+    assert len(frames) == 10 and read_fps == fps
+
+
+def test_a_file_that_decodes_to_more_frames_than_its_packets_is_read_whole(tmp_path, monkeypatch):
+    path = _pattern(tmp_path, "cfr.mp4", 6)
+    monkeypatch.setattr(up, "_timestamps", lambda path, most: [0.0, 0.125])  # as if two packets held the six frames
+    frames, fps = up.read_video(path)
+    assert frames.shape == (6, 32, 32, 3) and fps == 8
+    with pytest.raises(SettingError, match="longer than this helper reads"):
+        up.read_video(path, max_frames=5)
+
+
+@pytest.mark.parametrize("name", ["pipe:0", "concat:other.mp4", "subfile,,start,0,end,0,,:other.mp4"])
+def test_a_file_name_that_looks_like_an_ffmpeg_protocol_is_read_as_that_file(tmp_path, monkeypatch, name):
+    """Attack beyond issue 19: ffmpeg reads 'concat:other.mp4' as another file and 'pipe:0' as standard input."""
+    monkeypatch.chdir(tmp_path)
+    _pattern(tmp_path, "other.mp4", 2)
+    (tmp_path / name).write_bytes(_pattern(tmp_path, "six.mp4", 6).read_bytes())
+    frames, fps = up.read_video(name)
+    assert len(frames) == 6 and fps == 8

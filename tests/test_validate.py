@@ -334,3 +334,43 @@ def test_the_command_line_refuses_bad_settings_before_loading_the_model(argv, sa
         cli_main(["generate", *argv, "--out", str(tmp_path / "out")])
     assert caught.value.code == 2
     assert says in capsys.readouterr().err
+
+
+# --- issue 19: a suggested frame count passes every check ------------------------------------------------------
+
+from t2v_helpers.families import Family, families, family_named  # noqa: E402
+from t2v_helpers.validate import check_settings  # noqa: E402
+
+BAD_FRAMES = [0, -5, 1025, 1026, 2000, 10**9, 16.5, "17", float("nan"), float("inf"), True, None, *range(2, 130)]
+
+
+@pytest.mark.parametrize("family", list(families()))
+def test_every_suggested_frame_count_is_itself_accepted(family):
+    """Wan frames=1025 suggested 1024, which was then refused as not 4k+1 ('try 1021')."""
+    rules = family_named(family)
+    for frames in BAD_FRAMES:
+        if isinstance(frames, int) and not isinstance(frames, bool) and 1 <= frames <= 1024 and rules.check_frames(frames):
+            continue  # a good count: nothing to suggest
+        with pytest.raises(SettingError) as error:
+            check_settings(None, "a cat", 2, frames, 32, 32, 5.0, 0, family=rules)
+        assert error.value.name == "frames", (frames, str(error.value))
+        suggested = int(error.value.suggestion.removeprefix("frames="))
+        checked = check_settings(None, "a cat", 2, suggested, 32, 32, 5.0, 0, family=rules)
+        assert checked["frames"] == suggested, (family, frames, suggested)
+
+
+def test_suggestions_ask_the_familys_own_rules_such_as_a_largest_count():
+    """A family whose check_frames also caps the count (CogVideoX: 8k+1 up to 49) gets suggestions under the cap."""
+    import dataclasses
+
+    class Capped(Family):
+        def check_frames(self, frames):
+            return super().check_frames(frames) and frames <= 49
+
+    cogvideox = family_named("cogvideox")
+    capped = Capped(**{f.name: getattr(cogvideox, f.name) for f in dataclasses.fields(cogvideox)})
+    for frames, expected in ((57, 49), (1025, 49), (1024, 49), (0, 1), (48, 49), (44, 41)):
+        with pytest.raises(SettingError) as error:
+            check_settings(None, "a cat", 2, frames, 32, 32, 5.0, 0, family=capped)
+        assert error.value.suggestion == f"frames={expected}", (frames, str(error.value))
+    assert "from 1 to 49" in str(error.value)
