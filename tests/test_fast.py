@@ -645,3 +645,17 @@ def test_make_fast_refuses_a_pipeline_loaded_as_zeroscope(fresh_pipe):
     with pytest.raises(t2v.SettingError, match="zeroscope"):
         fast.make_fast(fresh_pipe)
     assert not getattr(fresh_pipe, "t2v_fast", None)
+
+
+def test_the_pinned_peft_adapts_3d_convolutions_and_the_helpers_do_not_say_otherwise():
+    """MCM left the temporal Conv3d layers out because LoRA did not support them then (its main.py); peft does now."""
+    from pathlib import Path
+
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import layer
+
+    model = get_peft_model(torch.nn.Sequential(torch.nn.Conv3d(2, 2, (3, 1, 1))), LoraConfig(r=1, target_modules=["0"]))
+    assert isinstance(model.base_model.model[0], layer.Conv3d)
+    root = Path(fast.__file__).resolve().parents[1]
+    for path in [Path(fast.__file__), root / "README.md"]:
+        assert "cannot adapt" not in path.read_text(), path
