@@ -295,6 +295,9 @@ def make_fast(pipe, style=MCM_STYLES[0], *, source=None, allow_pickle=False, ver
     previous, unet = pipe.scheduler, pipe.unet
     # All of the UNet, not only the layers the LoRA wraps: an adapter may also carry biases
     # (bias="all", lora_bias) and whole modules (modules_to_save), which loading or merging overwrite.
+    # Copying all rather than refusing such adapters keeps every adapter peft can merge undoable; for the
+    # real UNet in float16 the copy is 2.63 GiB instead of the 2.13 GiB of MCM's layers alone (1.411 B
+    # against 1.142 B values, counted on the meta device from t2v_helpers.architecture.UNET_CONFIG).
     originals = {key: value.detach().to("cpu", copy=True) for key, value in unet.state_dict().items()}
     try:
         peft_unet = load_lora(unet, source, style, allow_pickle=allow_pickle)
