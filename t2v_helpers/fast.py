@@ -7,6 +7,7 @@ and sets diffusers' LCMScheduler; `undo_fast` puts the original weights back.
 """
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,10 +172,13 @@ def adapter_folder(source, style, *, allow_pickle=False):
     subfolder `style` peft then loads.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     if Path(source).is_dir():
         root = Path(source)
+        for name in (SAFE_WEIGHTS, PICKLE_WEIGHTS):  # a FIFO or a device by that name would block or fill memory in peft
+            if os.path.lexists(root / style / name) and not (root / style / name).is_file():
+                raise BadModelError(f"The few-step LoRA {style!r} in {root / style} has a {name} that is not a regular file.")
         has_safetensors = (root / style / SAFE_WEIGHTS).is_file()
         has_pickle = (root / style / PICKLE_WEIGHTS).is_file()
     else:  # a hub id: fetch the config and the safetensors weights, never the pickle ones unasked
@@ -184,7 +188,7 @@ def adapter_folder(source, style, *, allow_pickle=False):
             hf_hub_download(source, SAFE_WEIGHTS, subfolder=style)
             has_safetensors, has_pickle = True, False
         except EntryNotFoundError as error:
-            if isinstance(error, OSError) and type(error).__name__ == "LocalEntryNotFoundError":
+            if isinstance(error, LocalEntryNotFoundError):
                 raise  # not cached and not downloadable: load_lora says how to fetch it
             has_safetensors, has_pickle = False, True
             if allow_pickle:

@@ -659,3 +659,16 @@ def test_the_pinned_peft_adapts_3d_convolutions_and_the_helpers_do_not_say_other
     root = Path(fast.__file__).resolve().parents[1]
     for path in [Path(fast.__file__), root / "README.md"]:
         assert "cannot adapt" not in path.read_text(), path
+
+
+def test_a_fifo_in_place_of_the_adapter_weights_is_refused_without_blocking(fresh_pipe, tmp_path):
+    import os
+    import shutil
+
+    root = tmp_path / "lora"
+    shutil.copytree(fast.build_tiny_lora(), root)
+    weights = root / fast.MCM_STYLES[0] / "adapter_model.safetensors"
+    weights.unlink()
+    os.mkfifo(weights)
+    with pytest.raises(BadModelError, match="not a regular file"):
+        fast.make_fast(fresh_pipe, source=str(root))
