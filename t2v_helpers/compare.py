@@ -136,8 +136,9 @@ def compare_schedulers(
     `runs` defaults to `default_runs(pipe)`; frames, height, width and guidance to the
     model's own. UNet (or transformer) calls are counted from the real calls and the time
     per step is measured over the denoising loop alone. `warmup` first runs one unrecorded
-    step, so the first run does not pay one-off start-up costs. The pipeline's scheduler is
-    put back afterwards.
+    step, so the first run does not pay one-off start-up costs. Schedulers are set with
+    `switch_scheduler` (notebook 08), so an 'lcm' run has the MCM LoRA merged and the others do
+    not. The pipeline's scheduler, and its LoRA merged or not, are put back afterwards.
     """
     runs = check_runs(default_runs(pipe) if runs is None else runs, pipe)
     seed = check_seed(seed)
