@@ -139,9 +139,15 @@ def check_arguments(args, name_prompts="--prompts"):
         check_model(args.model)
     family, model = model_defaults(args.model)
     args.family = family
-    if args.fast:
-        check_fast_family(family, args.model)
+    if args.fast is not None:  # '--fast ""' is refused by check_style, not taken for "no few-step mode"
         args.fast = check_style(args.fast)
+        check_fast_family(family, args.model)
+        if args.scheduler is not None and args.scheduler.strip().lower() != "lcm":
+            raise SettingError(
+                "--scheduler", args.scheduler, "conflicts with --fast, which runs the LCM scheduler the MCM LoRA was distilled for",
+                "--fast alone (or with --scheduler lcm), or --scheduler without --fast",
+                f"leaving out --scheduler {args.scheduler}, or --fast",
+            )
         args.scheduler = "lcm"
     if args.steps is None:
         args.steps = FAST_STEPS if args.fast else family.steps
@@ -173,6 +179,8 @@ def model_defaults(name):
 
 def explain(error):
     """The one-paragraph message for a user error, worded for the command line. README: Command line."""
+    if isinstance(error, PickleWeightsError) and getattr(error, "option", "--model") != "--model":
+        return f"{error.option}: {error}"  # the few-step LoRA's message names --allow-pickle itself
     if isinstance(error, PickleWeightsError):
         names = ", ".join(p.name for p in error.files) or "pickle files"
         return (
@@ -201,7 +209,7 @@ def load(args, **options):
     if getattr(args, "allow_pickle", False):
         options["allow_pickle"] = True
     pipe = load_pipeline(model, **options)
-    switch_scheduler(pipe, args.scheduler, args.fast or MCM_STYLES[0])
+    switch_scheduler(pipe, args.scheduler, args.fast, allow_pickle=getattr(args, "allow_pickle", False))
     # One bar of our own per video (below) replaces diffusers' bar.
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -12,7 +12,8 @@ import torch
 from .errors import SettingError
 from .families import denoiser, family_named, family_of, model_of
 from .generate import generate
-from .schedulers import check_scheduler_name, set_scheduler
+from .fast import switch_scheduler, undo_fast
+from .schedulers import check_scheduler_name
 from .validate import MAX_SEED, MAX_STEPS, check_seed, check_whole_number
 from .video import MODEL_FPS, save_frames, slug, to_uint8
 
@@ -135,8 +136,9 @@ def compare_schedulers(
     `runs` defaults to `default_runs(pipe)`; frames, height, width and guidance to the
     model's own. UNet (or transformer) calls are counted from the real calls and the time
     per step is measured over the denoising loop alone. `warmup` first runs one unrecorded
-    step, so the first run does not pay one-off start-up costs. The pipeline's scheduler is
-    put back afterwards.
+    step, so the first run does not pay one-off start-up costs. Schedulers are set with
+    `switch_scheduler` (notebook 08), so an 'lcm' run has the MCM LoRA merged and the others do
+    not. The pipeline's scheduler, and its LoRA merged or not, are put back afterwards.
     """
     runs = check_runs(default_runs(pipe) if runs is None else runs, pipe)
     seed = check_seed(seed)
@@ -144,13 +146,14 @@ def compare_schedulers(
     frames = model_of(pipe).frames if frames is None else frames
     guidance = family_of(pipe).guidance if guidance is None else guidance
     settings = dict(negative_prompt=negative_prompt, frames=frames, height=height, width=width, guidance=guidance, seed=seed)
-    original = pipe.scheduler
+    original, original_fast = pipe.scheduler, getattr(pipe, "t2v_fast", None)
     results, rows = [], []
     try:
         if warmup:
             generate(pipe, prompt, steps=1, **settings)
         for name, steps in runs:
-            set_scheduler(pipe, name)
+            # switch_scheduler, as the studio and the command line: 'lcm' runs only with the MCM LoRA merged, any other without.
+            switch_scheduler(pipe, name, **_fast_options(original_fast))
             with count_unet_calls(pipe) as counter:
                 result = generate(pipe, prompt, steps=steps, on_step=counter.on_step, **settings)
             results.append(result)
@@ -165,12 +168,28 @@ def compare_schedulers(
                 )
             )
     finally:
-        pipe.scheduler = original
+        _put_back_scheduler(pipe, original, original_fast)
     titles = [f"{row['scheduler']}\n{row['steps']} steps" for row in rows]
     grid = tile_videos([r.frames for r in results], titles, columns=columns)
     shared = {k: v for k, v in results[0].settings.items() if k not in ("steps", "scheduler")}
     shared.setdefault("fps", family_of(pipe).fps)
     return Comparison(prompt, seed, results, rows, titles, grid, shared)
+
+
+def _fast_options(mode):
+    # The LoRA a few-step pipeline already had, so that its 'lcm' runs use the same one.
+    return dict(style=mode.style, source=mode.source, allow_pickle=mode.allow_pickle) if mode else {}
+
+
+def _put_back_scheduler(pipe, original, original_fast):
+    """Leave the pipeline as compare_schedulers found it: the same scheduler, and its LoRA merged or not."""
+    fast = getattr(pipe, "t2v_fast", None)
+    if original_fast and fast is not original_fast:
+        switch_scheduler(pipe, "lcm", **_fast_options(original_fast))
+        pipe.t2v_fast.previous_scheduler = original_fast.previous_scheduler
+    elif not original_fast and fast:
+        undo_fast(pipe, verbose=False)
+    pipe.scheduler = original
 
 
 def _font(size):

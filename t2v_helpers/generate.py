@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .errors import GPUMemoryError, NonFiniteFramesError
 from .families import denoiser, family_of, lean_vae, model_of, vae_is_lean
-from .fast import check_fast_settings
+from .fast import check_fast_settings, fast_record
 from .pipeline import _DropNotice
 from .schedulers import scheduler_config_problem, scheduler_name
 from .validate import MAX_SEED, check_settings
@@ -220,6 +220,7 @@ def generate(
         guidance=guidance,
         scheduler=scheduler_name(pipe),
         fps=family.fps,
+        **fast_record(pipe),  # the merged few-step LoRA, if any: the sidecar must make the same video again
     )
     if frames != asked_frames:
         settings["frames_asked"] = asked_frames

@@ -224,10 +224,24 @@ def check_model(model_id):
                 f"'owner/name': letters, digits, '-', '_' and '.', no spaces). Check the spelling. {try_instead}."
             )
         return loads
+    try:
+        loads.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system kept but that are not UTF-8, such as b'\xff'
+        raise BadModelError(
+            f"Model folder {shorten(model_id, 80)} has bytes in its path that are not UTF-8 (shown as \\udcXX), and "
+            "safetensors, which reads the weights, opens only UTF-8 paths. Rename the folder (and any folder above it "
+            "with such a name) to a UTF-8 name, and pass the new name."
+        ) from None
     index = path / "model_index.json"
     redownload = f"Download the model again (`hf download MODEL_ID --local-dir {model_id}`), or {try_instead[4:].lower()}"
     if not index.is_file():
-        raise BadModelError(f"Model folder {model_id!r} has no model_index.json, so it is empty, incomplete or not a diffusers model. {redownload}.")
+        if not _looks_like_a_model(path):  # /etc, an empty folder: nothing to download again into it
+            raise BadModelError(
+                f"Model folder {model_id!r} holds no diffusers model: it has no model_index.json and none of a model's "
+                f"part folders (unet, vae, text_encoder, transformer, scheduler). Pass the folder a model was downloaded "
+                f"to (the one that holds model_index.json). {try_instead}."
+            )
+        raise BadModelError(f"Model folder {model_id!r} has no model_index.json, so it is incomplete or not a diffusers model. {redownload}.")
     try:
         parts = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested thousands of levels deep
@@ -249,6 +263,15 @@ def check_model(model_id):
     if family_of_class(parts.get("_class_name")) is None:
         raise BadModelError(f"Model folder {model_id!r} holds a {shorten(str(parts.get('_class_name')), 60)}, {_known_pipelines()}.")
     return loads
+
+
+def _looks_like_a_model(folder):
+    """Whether a folder without model_index.json still holds parts of a diffusers model (a download cut short)."""
+    parts = ("unet", "vae", "text_encoder", "transformer", "scheduler", "tokenizer")
+    try:
+        return any((Path(folder) / part / name).is_file() for part in parts for name in ("config.json", "scheduler_config.json"))
+    except OSError:
+        return False
 
 
 def _known_pipelines():
@@ -276,6 +299,14 @@ def model_family(model_id):
     if family is None:
         raise BadModelError(f"Model {shorten(str(model_id), 80)} is not a text-to-video pipeline {_known_pipelines()}.")
     return family
+
+
+def _pickle_only_on_hub(error):
+    """The pickle weight files diffusers names when a hub model has no safetensors for them, else []."""
+    text = str(error)
+    if "Could not find the necessary `safetensors` weights" not in text:
+        return []
+    return sorted(set(re.findall(r"'([^']+?(?:%s))'" % "|".join(re.escape(s) for s in PICKLE_SUFFIXES), text)))
 
 
 def _not_available_message(model_id, error, tiny="tiny"):
@@ -397,6 +428,15 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
             ) from error
         if not isinstance(error, (OSError, ValueError)):  # ValueError: some files missing, as after a cut download
             raise
+        pickled = _pickle_only_on_hub(error)
+        if pickled:
+            raise PickleWeightsError(
+                f"Model {model_id!r} ({path}) is published with pickle weights only ({', '.join(pickled)}), with no "
+                "safetensors for them, so diffusers found nothing it may load. Loading pickle can run any code hidden "
+                "in the file, so it is refused by default. If you trust where the files come from, pass allow_pickle=True "
+                "(command line: --allow-pickle).",
+                [Path(name) for name in pickled],
+            ) from error
         raise ModelNotAvailableError(_not_available_message(path, error, family.tiny_model)) from error
     _refuse_damaged_configs(model_id, _loaded_config_problems(pipe))  # a hub model's, and what the files left to defaults
     place(pipe, runtime.offload, runtime.device, vae_slicing)

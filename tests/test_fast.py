@@ -373,3 +373,302 @@ def test_a_killed_lora_build_leaves_nothing_behind_after_the_next_build(tmp_path
     child.wait()
     fast.build_tiny_lora(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
+
+
+# --- adapters that touch more than their LoRA layers; pickle adapters (issue 19, items 2, 3, 16) ---
+
+def save_adapter(folder, seed=0, pickle=False, **config):
+    """An adapter for the tiny UNet saved by peft itself, with every trainable tensor moved off its start."""
+    from diffusers import UNet3DConditionModel
+    from peft import LoraConfig, get_peft_model
+
+    unet = UNet3DConditionModel.from_pretrained(t2v.build_tiny_model() / "unet")
+    settings = dict(r=2, lora_alpha=2, target_modules=fast.mcm_target_modules(unet), init_lora_weights=False)
+    torch.manual_seed(seed)
+    model = get_peft_model(unet, fast_config(**{**settings, **config}))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad and "lora_" not in name:  # biases, modules_to_save: what a training run changes
+                parameter.add_(0.1)
+    model.save_pretrained(folder / fast.MCM_STYLES[0], safe_serialization=not pickle)
+    return folder
+
+
+def fast_config(**settings):
+    from peft import LoraConfig
+
+    return LoraConfig(**settings)
+
+
+def video(pipe):
+    return t2v.generate(pipe, "a cat", steps=2, guidance=1.0, **SMALL).frames
+
+
+UNUSUAL_ADAPTERS = {
+    "modules_to_save": dict(modules_to_save=["conv_in"]),
+    "bias_all": dict(bias="all"),
+    "bias_all_lora_bias": dict(bias="all", lora_bias=True),
+}
+
+
+@pytest.mark.parametrize("kind", UNUSUAL_ADAPTERS)
+def test_undo_and_a_failed_make_fast_leave_the_unet_exactly_as_it_was(fresh_pipe, tmp_path, kind):
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    unet_class = type(fresh_pipe.unet)
+    before = video(fresh_pipe)
+    source = save_adapter(tmp_path / kind, **UNUSUAL_ADAPTERS[kind])
+    try:
+        fast.make_fast(fresh_pipe, source=str(source), verbose=False)
+    except BadModelError as error:  # refused with a clear message: allowed, if the UNet is untouched
+        assert "left as it was" in str(error)
+    else:
+        fast.undo_fast(fresh_pipe, verbose=False)
+    assert_same_unet(fresh_pipe, weights, unet_class)
+    assert np.array_equal(video(fresh_pipe), before), "the same seed after undo must give the same video, bit for bit"
+
+
+def test_pickle_only_adapter_is_refused_before_peft_reads_anything(fresh_pipe, tmp_path, monkeypatch):
+    source = save_adapter(tmp_path / "pickled", pickle=True)
+    assert (source / fast.MCM_STYLES[0] / "adapter_model.bin").is_file()
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("a pickle was read without allow_pickle")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    with pytest.raises(t2v.PickleWeightsError, match="adapter_model.bin.*allow_pickle=True.*--allow-pickle"):
+        fast.make_fast(fresh_pipe, source=str(source))
+    assert_same_unet(fresh_pipe, weights, type(fresh_pipe.unet))
+    assert not getattr(fresh_pipe, "t2v_fast", None) and type(fresh_pipe.scheduler).__name__ == "DDIMScheduler"
+    monkeypatch.undo()
+    mode = fast.make_fast(fresh_pipe, source=str(source), allow_pickle=True, verbose=False)
+    assert mode.layers == len(fast.mcm_target_modules(fresh_pipe.unet))
+
+
+class Hostile:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch HOSTILE_PICKLE_RAN",))
+
+
+def test_a_hostile_pickle_adapter_is_a_clear_error_even_when_pickle_is_allowed(fresh_pipe, tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    source = save_adapter(tmp_path / "hostile", pickle=True)
+    with open(source / fast.MCM_STYLES[0] / "adapter_model.bin", "wb") as file:
+        pickle.dump({"x": Hostile()}, file)
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    with pytest.raises(BadModelError) as caught:
+        fast.make_fast(fresh_pipe, source=str(source), allow_pickle=True)
+    message = str(caught.value)
+    assert "weights-only" in message and "weights_only=False" not in message and "left as it was" in message
+    assert not (tmp_path / "HOSTILE_PICKLE_RAN").exists()
+    assert_same_unet(fresh_pipe, weights, type(fresh_pipe.unet))
+
+
+def test_a_hub_adapter_with_only_pickle_weights_is_refused_without_downloading_them(fresh_pipe, monkeypatch, tmp_path):
+    import httpx
+    import huggingface_hub
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    asked = []
+    config = tmp_path / "snapshots" / "abc" / fast.MCM_STYLES[0] / "adapter_config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"peft_type": "LORA"}))
+
+    def download(repo, filename, subfolder=None, **kwargs):  # the hub's answer for a repository with adapter_model.bin only
+        asked.append(filename)
+        if filename == "adapter_config.json":
+            return str(config)
+        url = f"https://huggingface.co/{repo}/resolve/main/{subfolder}/{filename}"
+        raise RemoteEntryNotFoundError(f"404 for {url}", response=httpx.Response(404, request=httpx.Request("HEAD", url)))
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    with pytest.raises(t2v.PickleWeightsError, match="yhzhai/mcm.*allow_pickle=True"):
+        fast.make_fast(fresh_pipe, source=fast.MCM_REPO)
+    assert "adapter_model.bin" not in asked
+
+
+def damaged_config_lora(tmp_path, change):
+    import shutil
+
+    root = tmp_path / "lora"
+    shutil.copytree(fast.build_tiny_lora(), root)
+    path = root / fast.MCM_STYLES[0] / "adapter_config.json"
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    return root
+
+
+DAMAGED_CONFIGS = {
+    "rank_mismatch": lambda c: {**c, "r": c["r"] * 2},
+    "unknown_peft_type": lambda c: {**c, "peft_type": "NOT_A_TYPE"},
+    "another_adapter_type": lambda c: {**c, "peft_type": "IA3"},
+    "not_a_table": lambda c: [1, 2],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_CONFIGS)
+def test_a_damaged_adapter_config_is_a_clear_error(fresh_pipe, tmp_path, damage):
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    root = damaged_config_lora(tmp_path, DAMAGED_CONFIGS[damage])
+    with pytest.raises(BadModelError, match=str(root / fast.MCM_STYLES[0])):
+        fast.make_fast(fresh_pipe, source=str(root))
+    assert_same_unet(fresh_pipe, weights, type(fresh_pipe.unet))
+
+
+@pytest.mark.parametrize("damage", ["rank_mismatch", "unknown_peft_type"])
+def test_the_command_line_with_a_damaged_cached_lora_config_is_one_paragraph_exit_2(tmp_path, monkeypatch, capsys, damage):
+    from t2v_helpers import cli
+
+    root = damaged_config_lora(tmp_path, DAMAGED_CONFIGS[damage])
+    monkeypatch.setattr(fast, "build_tiny_lora", lambda: root)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a cat", "--model", "tiny", "--fast", "--frames", "2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "--fast: " in err
+
+
+def test_the_command_line_refuses_a_pickle_adapter_and_allow_pickle_loads_it(tmp_path, monkeypatch, capsys):
+    from t2v_helpers import cli
+
+    source = save_adapter(tmp_path / "pickled", pickle=True)
+    monkeypatch.setattr(fast, "build_tiny_lora", lambda: source)
+    args = ["generate", "a cat", "--model", "tiny", "--fast", "--frames", "2", "--steps", "1"]
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*args, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "--allow-pickle" in err and "Traceback" not in err, err
+    assert cli.main([*args, "--allow-pickle", "--out", str(tmp_path / "out")]) == 0
+
+
+# --- sidecars, styles, the comparison, the command line, zeroscope (issue 19 items 8, 11, 23; issue 20 item 6) ---
+
+def test_the_sidecar_records_the_merged_lora_and_two_styles_differ(fresh_pipe, tmp_path):
+    fast.make_fast(fresh_pipe, "modelscopet2v-anime", verbose=False)
+    anime = t2v.save_video(t2v.generate(fresh_pipe, "a cat", steps=1, guidance=1.0, **SMALL), tmp_path)
+    fast.undo_fast(fresh_pipe, verbose=False)
+    fast.make_fast(fresh_pipe, "modelscopet2v-real", verbose=False)
+    real = t2v.save_video(t2v.generate(fresh_pipe, "a cat", steps=1, guidance=1.0, **SMALL), tmp_path)
+    fast.undo_fast(fresh_pipe, verbose=False)
+    plain = t2v.save_video(t2v.generate(fresh_pipe, "a cat", steps=1, guidance=1.0, **SMALL), tmp_path)
+    recorded = [json.loads(saved.sidecar.read_text())["settings"] for saved in (anime, real, plain)]
+    assert recorded[0]["lora"] == {"style": "modelscopet2v-anime", "source": str(fast.build_tiny_lora()), "merged": True}
+    assert recorded[1]["lora"]["style"] == "modelscopet2v-real"
+    assert "lora" not in recorded[2]
+
+
+def test_a_merged_lora_under_another_scheduler_warns_and_is_recorded(fresh_pipe):
+    fast.make_fast(fresh_pipe, verbose=False)
+    t2v.set_scheduler(fresh_pipe, "dpm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = t2v.generate(fresh_pipe, "a cat", steps=1, guidance=1.0, **SMALL)
+    messages = [str(w.message) for w in caught if issubclass(w.category, fast.FastSettingWarning)]
+    assert any("still merged" in m and "'dpm'" in m for m in messages), messages
+    assert (result.settings["scheduler"], result.settings["lora"]["style"]) == ("dpm", fast.MCM_STYLES[0])
+
+
+def test_asking_for_another_style_while_one_is_merged_switches_to_it(fresh_pipe):
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    fast.switch_scheduler(fresh_pipe, "lcm", "modelscopet2v-webvid")
+    webvid = video(fresh_pipe)
+    assert fast.switch_scheduler(fresh_pipe, "lcm", "modelscopet2v-anime").style == "modelscopet2v-anime"
+    anime = video(fresh_pipe)
+    fast.undo_fast(fresh_pipe, verbose=False)
+    fast.make_fast(fresh_pipe, "modelscopet2v-anime", verbose=False)
+    assert np.array_equal(video(fresh_pipe), anime) and not np.array_equal(webvid, anime)
+    fast.undo_fast(fresh_pipe, verbose=False)
+    assert_same_unet(fresh_pipe, weights, type(fresh_pipe.unet))
+
+
+def test_compare_schedulers_runs_lcm_only_with_the_lora_and_puts_everything_back(fresh_pipe):
+    weights = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    scheduler = fresh_pipe.scheduler
+    comparison = t2v.compare_schedulers(fresh_pipe, "a cat", [("dpm", 1), ("lcm", 1)], warmup=False, **{k: SMALL[k] for k in ("frames", "height", "width")})
+    dpm, lcm = comparison.results
+    assert "lora" not in dpm.settings and lcm.settings["lora"]["style"] == fast.MCM_STYLES[0]
+    assert not getattr(fresh_pipe, "t2v_fast", None) and fresh_pipe.scheduler is scheduler
+    assert_same_unet(fresh_pipe, weights, type(fresh_pipe.unet))
+
+
+def test_compare_schedulers_on_a_few_step_pipeline_leaves_it_in_few_step_mode(fresh_pipe):
+    mode = fast.make_fast(fresh_pipe, "modelscopet2v-anime", verbose=False)
+    merged = {k: v.clone() for k, v in fresh_pipe.unet.state_dict().items()}
+    comparison = t2v.compare_schedulers(fresh_pipe, "a cat", [("dpm", 1), ("lcm", 1)], warmup=False, **{k: SMALL[k] for k in ("frames", "height", "width")})
+    assert "lora" not in comparison.results[0].settings, "dpm runs the plain UNet, as switch_scheduler does"
+    assert fresh_pipe.t2v_fast.style == "modelscopet2v-anime" and t2v.scheduler_name(fresh_pipe) == "lcm"
+    assert_same_unet(fresh_pipe, merged, type(fresh_pipe.unet))
+    fast.undo_fast(fresh_pipe, verbose=False)
+    assert fresh_pipe.scheduler is mode.previous_scheduler
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--fast", ""], "style='' is empty"),
+    (["--fast", "  "], "style='  ' is empty"),
+    (["--fast", "--scheduler", "dpm"], "--scheduler='dpm' conflicts with --fast"),
+    (["--fast", "modelscopet2v-anime", "--scheduler", "ddim"], "--scheduler='ddim' conflicts with --fast"),
+])
+def test_the_command_line_refuses_an_empty_or_conflicting_fast_option(args, expected, tmp_path, monkeypatch, capsys):
+    from t2v_helpers import cli
+
+    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **k: pytest.fail("loaded the model"))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a cat", "--model", "tiny", *args, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and expected in err and "Traceback" not in err, err
+
+
+def test_fast_with_the_lcm_scheduler_named_is_not_a_conflict(tmp_path):
+    from t2v_helpers import cli
+
+    assert cli.main(["generate", "a cat", "--model", "tiny", "--fast", "--scheduler", "lcm", "--frames", "2", "--steps", "1", "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("model", ["zeroscope", "cerspense/zeroscope_v2_576w", "zeroscope-xl", "tiny-zeroscope-xl"])
+def test_few_step_mode_is_refused_for_zeroscope_with_the_reason(model, tmp_path, monkeypatch, capsys):
+    from t2v_helpers import cli
+
+    with pytest.raises(t2v.SettingError, match="256x256.*16 frames"):
+        fast.check_fast_family(t2v.families.family_named("modelscope"), model)
+    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **k: pytest.fail("loaded the model"))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "a cat", "--model", model, "--fast", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "distilled" in err and "Traceback" not in err, err
+
+
+def test_make_fast_refuses_a_pipeline_loaded_as_zeroscope(fresh_pipe):
+    fresh_pipe.t2v_model_id = "zeroscope"  # the tiny UNet standing in for zeroscope's: the check reads the model's name
+    with pytest.raises(t2v.SettingError, match="zeroscope"):
+        fast.make_fast(fresh_pipe)
+    assert not getattr(fresh_pipe, "t2v_fast", None)
+
+
+def test_the_pinned_peft_adapts_3d_convolutions_and_the_helpers_do_not_say_otherwise():
+    """MCM left the temporal Conv3d layers out because LoRA did not support them then (its main.py); peft does now."""
+    from pathlib import Path
+
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import layer
+
+    model = get_peft_model(torch.nn.Sequential(torch.nn.Conv3d(2, 2, (3, 1, 1))), LoraConfig(r=1, target_modules=["0"]))
+    assert isinstance(model.base_model.model[0], layer.Conv3d)
+    root = Path(fast.__file__).resolve().parents[1]
+    for path in [Path(fast.__file__), root / "README.md"]:
+        assert "cannot adapt" not in path.read_text(), path
+
+
+def test_a_fifo_in_place_of_the_adapter_weights_is_refused_without_blocking(fresh_pipe, tmp_path):
+    import os
+    import shutil
+
+    root = tmp_path / "lora"
+    shutil.copytree(fast.build_tiny_lora(), root)
+    weights = root / fast.MCM_STYLES[0] / "adapter_model.safetensors"
+    weights.unlink()
+    os.mkfifo(weights)
+    with pytest.raises(BadModelError, match="not a regular file"):
+        fast.make_fast(fresh_pipe, source=str(root))
