@@ -133,7 +133,7 @@ def add_generate_options(parser, prompt_required=False):
     parser.add_argument("--steps", type=_whole_number, help=f"denoising steps (default: the model's, {_defaults('steps')}; 4 with --fast)")
     forms = "".join(f"; {f.name} makes {f.frame_step}k+1 frames" for f in families().values() if f.frame_step > 1)
     parser.add_argument("--frames", type=_whole_number, help=f"frames per video (default: the model's, {_defaults('frames')}{forms})")
-    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
+    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video on the same machine and thread count (default 0)")
     schedulers = "; ".join(f"{f.name}: {', '.join(scheduler_names(f))} (default {f.default_scheduler})" for f in families().values())
     parser.add_argument("--scheduler", help=f"one of the model family's schedulers ({schedulers})")
     parser.add_argument(
@@ -386,7 +386,7 @@ def add_upscale_command(commands):
     upscale.add_argument("--model", default="auto", help=f"'auto' (default: {UPSCALER!r} if a GPU and its weights are at hand, else 'tiny-zeroscope-xl'), or a model id or folder")
     upscale.add_argument("--prompt", help="the prompt (default: the one in the video's sidecar; the model card says to use the same prompt)")
     upscale.add_argument("--steps", type=_whole_number, default=25, help="denoising steps of the schedule; int(steps x strength) of them run (default 25)")
-    upscale.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
+    upscale.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video on the same machine and thread count (default 0)")
     upscale.add_argument("--height", type=_whole_number, help="height of the upscaled video (default: the model's, 576)")
     upscale.add_argument("--width", type=_whole_number, help="width of the upscaled video (default: the model's, 1024)")
     upscale.add_argument("--out", default="outputs", help="folder for the MP4 and its JSON sidecar (default outputs)")
