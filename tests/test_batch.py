@@ -20,7 +20,8 @@ def run_batch(launcher, prompts, out, *extra, cache=None):
     # Unbuffered, each print reaches the shared terminal as it is written (as under `python -u`), the harder case.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **({"T2V_CACHE": str(cache)} if cache else {})}
     command = [*launcher, "-m", "t2v_helpers.batch", "--prompts", str(prompts), *SMALL, "--out", str(out), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    # The two-process run took up to 112 s here at a load average of about 14 on 2 cores: room for a much busier machine.
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)
 
 
 def videos_by_line(out):
