@@ -57,6 +57,8 @@ def say(text, file=None):
 
 
 def _write(stream, text):
+    if stream is None:  # started with stdout closed (`t2v ... >&-`, pythonw): print() too writes nothing then
+        return
     try:
         try:
             stream.write(text)

@@ -167,3 +167,14 @@ def test_terminal_escape_sequences_in_a_prompts_file_reach_the_terminal_only_as_
     assert run.returncode == 0, run.stderr
     assert "\x1b" not in run.stdout and "\x1b" not in run.stderr and "\x07" not in run.stderr
     assert len(list((tmp_path / "out").glob("*.mp4"))) == 1
+
+
+@pytest.mark.skipif(os.name == "nt", reason="closing a standard stream before start is a POSIX shell's `>&-`")
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_command_started_with_stdout_or_stderr_closed_still_makes_its_video(tmp_path, closed):
+    """`t2v generate ... >&-` (or `2>&-`): Python then has sys.stdout (or sys.stderr) None; the video is still made."""
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "t2v_helpers", "a fox", *SMALL, "--out", str(out)], capture_output=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=lambda: os.close(closed))
+    assert run.returncode == 0, run.stderr
+    assert len(list(out.glob("*.mp4"))) == 1
