@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import traceback
-from pathlib import Path
 
 from .errors import (
     BadModelError,
