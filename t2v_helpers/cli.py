@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import traceback
-from pathlib import Path
 
 from .errors import (
     BadModelError,
@@ -31,7 +30,7 @@ from .families import families, family_named, family_of, find_model, models
 from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_fast_family, check_style, switch_scheduler
 from .pipeline import check_model, default_model, load_pipeline, model_family
 from .schedulers import check_scheduler_name, scheduler_names
-from .validate import check_output_dir, check_prompt, check_settings
+from .validate import check_output_dir, check_prompt, check_settings, expand_home
 
 # Errors whose message already tells the user what to change: print it, no traceback.
 USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError, RAMError)
@@ -44,6 +43,65 @@ EXIT_STOPPED = 130
 STOPPED = "Stopped; nothing was saved for the current video (videos finished before it are kept)."
 # What --model auto chooses between: this model's real checkpoint and its family's tiny one (pipeline.default_model).
 AUTO_MODEL = "modelscope"
+
+
+def say(text, file=None):
+    """Print one line so that printing never stops the work. README: Command line.
+
+    The line goes out in one write, flushed, so processes sharing a terminal (a torchrun batch)
+    never cut into each other's lines; a character the terminal's encoding cannot show (an
+    emoji under PYTHONIOENCODING=latin-1) is written escaped (\\U0001f98a); a closed pipe
+    (`t2v ... | head -1`) or a gone terminal is ignored, since the files are what matters.
+    """
+    _write(file or sys.stdout, f"{text}\n")
+
+
+def _write(stream, text):
+    if stream is None:  # started with stdout closed (`t2v ... >&-`, pythonw): print() too writes nothing then
+        return
+    try:
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        stream.flush()
+    except (OSError, ValueError):  # a closed pipe or stream: nobody is reading any more
+        pass
+
+
+class _WholeLines:
+    """Stands in for sys.stdout while a command runs: what anyone prints goes out as whole lines, as `say` writes them."""
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text):
+        self.pending += text
+        if "\n" in self.pending:  # print() writes the text and its "\n" apart: send both in one write
+            lines, _, self.pending = self.pending.rpartition("\n")
+            _write(self.stream, lines + "\n")
+        return len(text)
+
+    def flush(self):
+        if self.pending:  # a line printed without its end (end=""), flushed on purpose
+            _write(self.stream, self.pending)
+            self.pending = ""
+
+    def __getattr__(self, name):  # encoding, isatty, fileno, ... of the real stream
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def whole_lines():
+    """Inside the block everything printed (by the helpers too) goes out as whole lines that never fail. README: Command line."""
+    before = sys.stdout
+    sys.stdout = _WholeLines(before)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = before
 
 
 def _whole_number(text):
@@ -77,7 +135,7 @@ def add_generate_options(parser, prompt_required=False):
     parser.add_argument("--steps", type=_whole_number, help=f"denoising steps (default: the model's, {_defaults('steps')}; 4 with --fast)")
     forms = "".join(f"; {f.name} makes {f.frame_step}k+1 frames" for f in families().values() if f.frame_step > 1)
     parser.add_argument("--frames", type=_whole_number, help=f"frames per video (default: the model's, {_defaults('frames')}{forms})")
-    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
+    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video on the same machine and thread count (default 0)")
     schedulers = "; ".join(f"{f.name}: {', '.join(scheduler_names(f))} (default {f.default_scheduler})" for f in families().values())
     parser.add_argument("--scheduler", help=f"one of the model family's schedulers ({schedulers})")
     parser.add_argument(
@@ -106,14 +164,16 @@ def read_prompts(path, name="--prompts"):
     allowed = f"a UTF-8 text file of at most {MAX_PROMPTS_BYTES // 1000} kB with one prompt per line"
     if not str(path).strip():
         raise SettingError(name, str(path), "is empty", allowed, f"{name} prompts.txt")
-    path = Path(path)
+    path = expand_home(name, path)
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_PROMPTS_BYTES + 1)
         if len(data) > MAX_PROMPTS_BYTES:
             raise SettingError(name, str(path), f"is larger than {MAX_PROMPTS_BYTES // 1000} kB", allowed, "a file with only the prompts")
-        # utf-8-sig: a byte-order mark (which some editors write) is not part of the first line.
-        lines = data.decode("utf-8-sig").splitlines()
+        # utf-8-sig: a byte-order mark (which some editors write) is not part of the first line. Lines end at
+        # \n (or \r\n) only, as for an editor and `grep -n`; str.splitlines would also break at U+2028, \x0c, ...
+        lines = data.decode("utf-8-sig").split("\n")
+        lines = [line.removesuffix("\r") for line in (lines[:-1] if lines[-1] == "" else lines)]
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise SettingError(name, str(path), f"cannot be read ({reason})", allowed, f"{name} prompts.txt") from None
@@ -155,7 +215,7 @@ def check_arguments(args, name_prompts="--prompts"):
         args.frames = model.frames
     args.scheduler = check_scheduler_name(family.default_scheduler if args.scheduler is None else args.scheduler, family)
     check_settings(None, prompts[0][1], args.steps, args.frames, None, None, guidance(args), args.seed, scheduler=args.scheduler, family=family)
-    check_output_dir(args.out, name="--out", create=True)
+    args.out = check_output_dir(args.out, name="--out", create=True)  # ~ expanded, as for --model
     return prompts
 
 
@@ -205,7 +265,7 @@ def load(args, **options):
     model = args.model
     if model == "auto":
         model, why = default_model(AUTO_MODEL)
-        print(why)
+        say(why)
     if getattr(args, "allow_pickle", False):
         options["allow_pickle"] = True
     pipe = load_pipeline(model, **options)
@@ -215,20 +275,25 @@ def load(args, **options):
     return pipe
 
 
-def make_video(pipe, prompt, args, out_dir, label=""):
-    """Generate one video with a progress bar and save it with its sidecar; return the SavedVideo. README: Command line."""
+def make_video(pipe, prompt, args, out_dir, label="", own_folder=False):
+    """Generate one video with a progress bar and save it with its sidecar; return the SavedVideo. README: Command line.
+
+    `own_folder`: `out_dir` is a folder the helpers make themselves (the batch's line-007), never a link.
+    """
     from tqdm.auto import tqdm
 
     from .generate import generate
     from .video import save_video
 
-    with tqdm(total=args.steps, desc=f"{label}{prompt[:40]}", unit="step", leave=False, file=sys.stderr) as bar:
+    # The bar shows the prompt as typed, less what a terminal would obey: an escape sequence in a prompts file stays text.
+    shown = "".join(c if c.isprintable() else " " for c in prompt[:40])
+    with tqdm(total=args.steps, desc=f"{label}{shown}", unit="step", leave=False, file=sys.stderr) as bar:
         result = generate(pipe, prompt, steps=args.steps, frames=args.frames, guidance=guidance(args), seed=args.seed, on_step=lambda *_: bar.update(1))
-    saved = save_video(result, out_dir, gif=args.gif)
-    print(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {shorten(prompt, 80)}")
+    saved = save_video(result, out_dir, gif=args.gif, own_folder=own_folder)
+    say(f"{label}Made {len(result.frames)} frames in {result.elapsed_s:.1f} s: {shorten(prompt, 80)}")
     for path in (saved.mp4, saved.gif, saved.sidecar):
         if path:
-            print(f"Wrote {path}")
+            say(f"Wrote {path}")
     return saved
 
 
@@ -261,12 +326,18 @@ def reporting_errors(args, parser):
         if args.debug:
             traceback.print_exc()
         if not checked:
-            parser.print_usage(sys.stderr)
-        parser.exit(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}\n")
+            say(parser.format_usage().rstrip("\n"), sys.stderr)
+        stop(EXIT_USER_ERROR, f"{parser.prog}: error: {explain(error)}")
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
-        parser.exit(EXIT_STOPPED, f"\n{parser.prog}: {STOPPED}\n")
+        stop(EXIT_STOPPED, f"\n{parser.prog}: {STOPPED}")
+
+
+def stop(status, message):
+    """Say `message` on stderr (as `say` does: never failing on the terminal's encoding) and exit with `status`. README: Command line."""
+    say(message, sys.stderr)
+    sys.exit(status)
 
 
 def _stop_on_sigterm(signum, frame):
@@ -295,13 +366,14 @@ def main(argv=None, prog="t2v"):
     parser, generate = build_parser(prog)
     args = parser.parse_args(argv)
     run, subparser = (run_upscale, args.upscale_parser) if args.command == "upscale" else (run_generate, generate)
-    if threading.current_thread() is not threading.main_thread():
-        return run(args, subparser)  # only the main thread may set signal handlers
-    before = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        return run(args, subparser)
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    with whole_lines():
+        if threading.current_thread() is not threading.main_thread():
+            return run(args, subparser)  # only the main thread may set signal handlers
+        before = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        try:
+            return run(args, subparser)
+        finally:
+            signal.signal(signal.SIGTERM, before)
 
 
 # --- t2v upscale (notebook 11) -------------------------------------------------------------------
@@ -324,7 +396,7 @@ def add_upscale_command(commands):
     upscale.add_argument("--model", default="auto", help=f"'auto' (default: {UPSCALER!r} if a GPU and its weights are at hand, else 'tiny-zeroscope-xl'), or a model id or folder")
     upscale.add_argument("--prompt", help="the prompt (default: the one in the video's sidecar; the model card says to use the same prompt)")
     upscale.add_argument("--steps", type=_whole_number, default=25, help="denoising steps of the schedule; int(steps x strength) of them run (default 25)")
-    upscale.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video (default 0)")
+    upscale.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video on the same machine and thread count (default 0)")
     upscale.add_argument("--height", type=_whole_number, help="height of the upscaled video (default: the model's, 576)")
     upscale.add_argument("--width", type=_whole_number, help="width of the upscaled video (default: the model's, 1024)")
     upscale.add_argument("--out", default="outputs", help="folder for the MP4 and its JSON sidecar (default outputs)")
@@ -342,16 +414,16 @@ def check_upscale_arguments(args):
     model = UPSCALER if args.model == "auto" else args.model
     check_upscaler_model(model, "--model")
     family = model_family(model)
-    frames, prompt, _, _ = _source(args.video)
+    frames, prompt, _, _, why = _source(args.video)
     args.prompt = prompt if args.prompt is None else args.prompt
     if args.prompt is None:
-        raise SettingError("--prompt", None, "is needed: the video has no sidecar with its prompt", "the words that made the video", '--prompt "Spiderman is surfing"')
+        raise SettingError("--prompt", None, f"is needed: the video {why}", "the words that made the video", '--prompt "Spiderman is surfing"')
     check_settings(None, args.prompt, args.steps, len(frames), args.height, args.width, family.guidance, args.seed,
                    scheduler=family.default_scheduler, family=family)
     if args.strength > 0 and steps_run(args.steps, args.strength) == 0:
         raise SettingError("--strength", args.strength, f"with --steps {args.steps} runs no denoising step",
                            "a product of steps and strength of at least 1", _fewest_working(args.steps, args.strength, "--"))
-    check_output_dir(args.out, name="--out", create=True)
+    args.out = check_output_dir(args.out, name="--out", create=True)  # ~ expanded, as for --model
 
 
 def run_upscale(args, parser):
@@ -369,15 +441,15 @@ def run_upscale(args, parser):
             if upscaler_for(model) != UPSCALER:
                 model = upscaler_for(model)
                 why += f" For upscaling that is {model!r}."
-            print(why)
+            say(why)
         pipe = load_upscaler(model, allow_pickle=args.allow_pickle)
         set_scheduler(pipe, family_of(pipe).default_scheduler)
         pipe.set_progress_bar_config(disable=True)
         result = upscale(pipe, args.video, strength=args.strength, height=args.height, width=args.width, prompt=args.prompt, steps=args.steps, seed=args.seed)
         saved = save_video(result, args.out)
-        print(f"Upscaled {len(result.frames)} frames to {result.settings['width']}x{result.settings['height']} in {result.elapsed_s:.1f} s")
+        say(f"Upscaled {len(result.frames)} frames to {result.settings['width']}x{result.settings['height']} in {result.elapsed_s:.1f} s")
         for path in (saved.mp4, saved.sidecar):
-            print(f"Wrote {path}")
+            say(f"Wrote {path}")
     return 0
 
 

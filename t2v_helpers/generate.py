@@ -170,6 +170,10 @@ def generate(
 ):
     """Make one video from `prompt`; the same seed and settings give the same frames. Notebook 04.
 
+    Bit for bit on the same machine, library versions, device, dtype and CPU thread count;
+    with another thread count or GPU the float frames can differ in their last bits (README:
+    "Where files go, and what repeats" has the measured size).
+
     `steps`, `frames`, `height`, `width` and `guidance` default to the model's own (25 steps,
     16 frames of 256x256 and guidance 9 for ModelScope; t2v_helpers.families). `seed=None`
     draws a random seed, recorded in the result. `on_step(step, steps, latents)` is called

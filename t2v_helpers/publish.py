@@ -34,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import threading
 import time
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from .validate import check_output_dir
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 _TEMPORARY = re.compile(r"^\.(?P<stem>.+)~(?P<writer>t2v-[0-9a-f]{6}-\d+-[0-9a-f]{8})(?P<ext>\.[^./]*)?$", re.DOTALL)
 STALE_AFTER_S = 24 * 3600  # a temporary whose writer cannot be checked by its lock is left alone this long
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _LOCK = re.compile(r"^\.~t2v-[0-9a-f]{6}-\d+-[0-9a-f]{8}\.lock$")
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows filesystems
 
@@ -101,9 +103,15 @@ def reservation_text(temporary):
 def _writer_gone(lock, entry):
     """Whether `lock` can be taken (its writer has ended), or there is no lock to ask and `entry` is a day old."""
     try:
-        handle = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # flock needs no write access
+        # Non-blocking: a FIFO named like a lock would otherwise wait forever for a writer. flock needs no write access.
+        handle = os.open(lock, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         handle = None
+    except OSError:  # a link (O_NOFOLLOW), or anything else we cannot open: not a lock of ours, so keep its files
+        return False
+    if handle is not None and not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)  # a FIFO, device or folder named like a lock: not ours, and its files are not ours to remove
+        return False
     if handle is not None and fcntl:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -289,21 +297,99 @@ def plain(value):
 
 
 def json_text(value):
-    """`value` as indented JSON that any JSON reader takes. Notebook 04."""
-    return json.dumps(plain(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """`value` as indented JSON that any JSON reader takes, and that UTF-8 can always hold. Notebook 04.
+
+    A byte that is not UTF-8 (in a file name, say) reaches Python as a lone surrogate, which
+    UTF-8 cannot write: it is written as `\\xe9` rather than lose the finished video over it.
+    """
+    text = json.dumps(plain(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(_escaped(plain(value)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return text
 
 
-def publish(folder, stem, writers, *, last=None, next_free=True):
+def _escaped(value):
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, str):
+        try:  # a byte that is not UTF-8 becomes \xe9; half of a pair (no byte behind it) becomes \ud83e
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _write_new(path, data):
+    """Write `data` to a new file at `path`: never through a link, never into something already there."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
+
+
+def _kind(mode):
+    """What a file's mode says it is, in words: 'a link', 'a FIFO', ..."""
+    kinds = [(stat.S_ISLNK, "a link"), (stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder")]
+    return next((name for test, name in kinds if test(mode)), "not a plain file or folder")
+
+
+def _folder_identity(folder):
+    """(device, inode) of `folder` if it is a plain folder (not a link to one), else VideoExportError."""
+    try:
+        found = os.lstat(folder)
+    except OSError as error:
+        raise _export_error(error, Path(folder)) from None
+    if not stat.S_ISDIR(found.st_mode):
+        what = _kind(found.st_mode)
+        if stat.S_ISLNK(found.st_mode):
+            what += f" to {os.readlink(folder)}"
+        raise VideoExportError(
+            f"{folder} is not a plain folder (it is {what}). The helpers write into a folder they make themselves, "
+            "never through a link, so nothing was written there. Remove or rename it, or choose another output folder "
+            "(out_dir=, or --out on the command line)."
+        )
+    return found.st_dev, found.st_ino
+
+
+def own_folder(parent, name):
+    """The folder `parent`/`name` that the helpers make and write into (the batch's line-007), never a link. Notebook 04.
+
+    It is made if missing (mkdir never follows a link at its own name) and reused if it is a
+    plain folder; a link (even to a folder), a file or a FIFO there raises VideoExportError.
+    `parent` is the folder the user named, and is used as named, through a link if it is one.
+    """
+    parent = check_output_dir(parent, name="out_dir", create=True)
+    path = parent / name
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass  # made by an earlier run, or something planted there: checked next
+    except OSError as error:
+        raise _export_error(error, path) from None
+    _folder_identity(path)
+    return path
+
+
+def publish(folder, stem, writers, *, last=None, next_free=True, own=False):
     """Write each part, then publish all as `stem` + suffix, the first stem free for every suffix. Notebook 04.
 
     `writers` maps a suffix ('.mp4', '_frames') to `write(path)`, which must create `path`
     (a file or a folder). `last` = (suffix, text(paths)) is written after the others have
     their names (a sidecar naming them). With `next_free`, a taken name moves the set to
     `stem-2`, `stem-3`, ...; without, it raises FileExistsError. Returns {suffix: Path}.
+    With `own`, `folder` is one the helpers made (`own_folder`): it must be a plain folder, not
+    a link, and still the same folder when the names are given, or nothing is published.
     """
     if not isinstance(stem, str) or stem in ("", ".", "..") or Path(stem).name != stem or "/" in stem:
         raise SettingError("stem", stem, "is not a plain file name", "a name without folders in it",
                            "a name such as 'clip', and put the folder in out_dir")
+    if own:
+        folder = own_folder(Path(folder).expanduser().parent, Path(folder).name)
+        identity = _folder_identity(folder)
     folder = check_output_dir(folder, name="out_dir", create=True)
     suffixes = list(writers) + ([last[0]] if last else [])
     staged, published = {}, []
@@ -319,6 +405,8 @@ def publish(folder, stem, writers, *, last=None, next_free=True):
                     raise
                 except OSError as error:
                     raise _export_error(error, folder / (stem + suffix)) from None
+            if own and _folder_identity(folder) != identity:  # swapped for a link or another folder while we wrote
+                raise VideoExportError(f"{folder} was replaced while the video was being written, so nothing was saved there. Save again.")
             number = 1
             while True:
                 name = stem if number == 1 else f"{stem}-{number}"
@@ -331,7 +419,7 @@ def publish(folder, stem, writers, *, last=None, next_free=True):
                         if suffix not in staged:  # the last part, written now that the names are known
                             staged[suffix] = temporary_path(paths[suffix], writer=writer)
                             try:
-                                staged[suffix].write_text(last[1](paths), encoding="utf-8")
+                                _write_new(staged[suffix], last[1](paths).encode("utf-8"))
                             except OSError as error:
                                 raise _export_error(error, paths[suffix]) from None
                         with signals_held():  # so a published name is always on the list to remove

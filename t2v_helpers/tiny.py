@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import SettingError
+
 TINY_MODEL_ID = "tiny"
 # Bump when the recipe below changes, so cached copies are rebuilt.
 TINY_VERSION = 5
@@ -44,8 +46,8 @@ REAL_SCHEDULER_CONFIG = {
 
 
 def cache_dir():
-    """Where built artefacts are cached (`T2V_CACHE`, else ~/.cache/t2v_helpers). Notebook 02."""
-    return Path(os.environ.get("T2V_CACHE", Path.home() / ".cache" / "t2v_helpers"))
+    """Where built artefacts are cached (`T2V_CACHE`, else ~/.cache/t2v_helpers; `~` is your home folder). Notebook 02."""
+    return Path(os.environ.get("T2V_CACHE") or Path.home() / ".cache" / "t2v_helpers").expanduser()
 
 
 def _byte_level_alphabet():
@@ -167,14 +169,43 @@ def build_once(path, save, *, marker, version, what, rebuild=False):
     `save` writes the files and, last, `marker`: a JSON file whose "version" says which recipe
     built it. Used by `build_tiny_model` and `fast.build_tiny_lora`; the guarantees are theirs
     (one builder at a time, a whole folder or none, a rebuild swapped in, a folder that is not
-    ours never touched).
+    ours never touched). A finished folder is used without taking the lock (it only ever
+    appears whole), so a read-only cache that holds it works; a cache that cannot be used for
+    building raises SettingError naming T2V_CACHE (or `path`, if one was given).
     """
+    if not rebuild and _version_built_here(path / marker) == version:
+        return path
+    try:
+        return _build_locked(path, save, marker, version, what, rebuild)
+    except _NotOurs as error:
+        raise FileExistsError(str(error)) from None
+    except OSError as error:
+        raise _cache_error(path, error) from None
+
+
+class _NotOurs(Exception):
+    """A folder at the model's path that this package did not build."""
+
+
+def _cache_error(path, error):
+    reason = error.strerror or str(error)
+    if path.parent == cache_dir():
+        return SettingError(
+            "T2V_CACHE", str(path.parent), f"cannot be used to build the tiny models in ({reason})",
+            "a folder you can write to (the default is ~/.cache/t2v_helpers)",
+            "T2V_CACHE=/a/folder/you/can/write, or unset T2V_CACHE to use the default",
+        )
+    return SettingError("path", str(path), f"cannot be used to build a tiny model in ({reason})",
+                        "a folder you can write to", "another folder, such as path='tiny-model'")
+
+
+def _build_locked(path, save, marker, version, what, rebuild):
     path.parent.mkdir(parents=True, exist_ok=True)
     with _lock(path):
         _remove_killed_builds(path)
         built = _version_built_here(path / marker)
         if built is None and path.exists():  # not ours: a user's folder is never touched
-            raise FileExistsError(f"{path} exists and is not a {what} built here; choose another path.")
+            raise _NotOurs(f"{path} exists and is not a {what} built here; choose another path.")
         if built == version and not rebuild:
             return path
         staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(path), dir=path.parent))

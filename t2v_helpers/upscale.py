@@ -26,13 +26,12 @@ from .errors import GPUMemoryError, SettingError, shorten
 from .families import family_of, family_of_class, model_of
 from .generate import VideoResult, _check_finite, _memory_kind, leaner_settings, run_pipeline
 from .schedulers import scheduler_name
-from .validate import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, check_settings
-from .video import to_uint8
+from .validate import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, check_path_text, check_settings
+from .video import sidecar_prompt, to_uint8
 
 UPSCALER = "zeroscope-xl"
 STRENGTH = 0.6  # diffusers' default for VideoToVideoSDPipeline; zeroscope_v2_XL's card suggests 0.66 to 0.85
 MAX_VIDEO_BYTES = 2**30  # decoded 8-bit RGB frames read from a file: 1 GiB, about 600 frames of 1024x576
-MAX_SIDECAR_BYTES = 1_000_000
 VIDEO_FILE = "a video file ffmpeg reads, such as an MP4 that t2v.save_video wrote"
 VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or the path of a video file such as an MP4"
 
@@ -343,26 +342,21 @@ def resize(frames, height, width):
 
 
 def _source(video):
-    """(frames, prompt or None, fps or None, a record of where the frames came from) for any VIDEO_INPUT."""
+    """(frames, prompt or None, fps or None, a record of where the frames came from, why there is no prompt) for any VIDEO_INPUT."""
     if isinstance(video, VideoResult):
         record = {"prompt": video.prompt, "seed": video.seed, "settings": video.settings}
-        return video.frames, video.prompt, video.settings.get("fps"), record
+        return video.frames, video.prompt, video.settings.get("fps"), record, None
     if isinstance(video, (str, Path)):
+        check_path_text("video", video)  # the sidecar records the path: refuse before the work, not after
         frames, fps = read_video(video)
-        sidecar = Path(video).expanduser().with_suffix(".json")
-        prompt = None
-        try:  # the sidecar save_video wrote beside it holds the prompt that made it (a few kB; more is not one)
-            with open(sidecar, "rb") as file:
-                prompt = json.loads(file.read(MAX_SIDECAR_BYTES + 1)).get("prompt")
-        except (OSError, ValueError, AttributeError, RecursionError):
-            pass
+        prompt, why = sidecar_prompt(video)  # the sidecar save_video wrote beside it holds the prompt that made it
         record = {"file": str(video)}
         if fps and not 1 <= fps <= MAX_FPS:  # a slow-motion or time-lapse file: saved at the nearest rate a video here can have
             record["fps"], fps = fps, min(max(fps, 1), MAX_FPS)
-        return frames, prompt if isinstance(prompt, str) else None, fps or None, record
+        return frames, prompt, fps or None, record, why
     if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)):
         frames = to_uint8(video)  # 8-bit until resized: see resize
-        return frames, None, None, {"frames": list(frames.shape)}
+        return frames, None, None, {"frames": list(frames.shape)}, "is frames without a prompt (not a VideoResult, nor a file with a sidecar)"
     raise SettingError("video", video, "is not a video", VIDEO_INPUT, "video=result, the VideoResult t2v.generate returned")
 
 
@@ -391,10 +385,10 @@ def upscale(
     the strength and where the frames came from, so that `t2v.save_video`'s sidecar holds them.
     """
     strength = check_strength(strength)
-    frames, own_prompt, fps, source = _source(video)
+    frames, own_prompt, fps, source, why = _source(video)
     prompt = own_prompt if prompt is None else prompt
     if prompt is None:
-        raise SettingError("prompt", None, "is needed: this video has no prompt of its own (no VideoResult or sidecar)",
+        raise SettingError("prompt", None, f"is needed: this video {why}",
                            "the words that made the video (zeroscope_v2_XL's card: use the same prompt)", "prompt='Spiderman is surfing'")
     if isinstance(pipe, str):
         pipe = load_upscaler(pipe)

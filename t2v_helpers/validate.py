@@ -217,14 +217,51 @@ def check_fps(fps):
     raise SettingError("fps", fps, _what_is_wrong(fps, False), allowed, f"fps={nearest:g}")
 
 
+def check_path_text(name, path):
+    """Return `path` if it can be written as UTF-8 text (a sidecar records it), else raise SettingError. Notebook 10.
+
+    A byte that is not UTF-8 in a file name reaches Python as a lone surrogate; JSON sidecars
+    are UTF-8, so such a path could not be recorded.
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        try:  # shown with the byte escaped (\xe9), so the message itself can be printed
+            shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise SettingError(
+            name, shown,
+            f"holds a byte that is not UTF-8 at position {error.start}, which its JSON sidecar (UTF-8) cannot record",
+            "a path written in UTF-8", "renaming the file (or the folder holding it) to a UTF-8 name, then giving the new path",
+        ) from None
+    return path
+
+
+def expand_home(name, folder):
+    """`folder` as a Path with a leading `~` or `~user` made the home folder, as the shell does. Notebook 04."""
+    try:
+        return Path(folder).expanduser()
+    except RuntimeError:  # no HOME and no password entry to find it
+        raise SettingError(name, str(folder), "starts with ~, but the home folder is unknown (HOME is not set)",
+                           "a folder name", "the full path instead of ~") from None
+
+
 def check_output_dir(folder, name="out_dir", create=False):
-    """Return `folder` as a Path if files can be written there (made first when `create`), else raise SettingError. Notebook 04."""
+    """Return `folder` as a Path if files can be written there (made first when `create`), else raise SettingError. Notebook 04.
+
+    A leading `~` is your home folder, as for --model and in the shell. A link you name is
+    followed (your choice, as with cp); the helpers never follow one inside it (publish.own_folder).
+    """
     if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip() or "\x00" in str(folder):
         raise SettingError(name, folder, "is not a folder name", "the name of a folder", "a folder such as 'outputs'")
-    folder = Path(folder)
+    folder = expand_home(name, folder)
     try:
         if folder.exists() and not folder.is_dir():
             problem = "is a file, not a folder"
+        elif folder.is_symlink() and not folder.exists():  # mkdir would fail with "File exists"
+            problem = f"is a link to {os.readlink(folder)}, which does not exist"
         elif not folder.exists() and not create:
             raise SettingError(
                 name,

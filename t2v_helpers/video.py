@@ -1,6 +1,9 @@
 """Write videos (H.264 MP4, GIF, PNG frames) with a JSON sidecar, never overwriting; show them inline. Notebook 04."""
 
+import json
+import os
 import re
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -12,10 +15,11 @@ import numpy as np
 import torch
 
 from .environment import library_versions
-from .errors import SettingError, VideoExportError
-from .publish import json_text, publish, signals_held
+from .errors import SettingError, VideoExportError, shorten
+from .publish import _kind, json_text, publish, signals_held
 from .validate import check_fps, check_output_dir
 
+MAX_SIDECAR_BYTES = 1_000_000  # a sidecar is a few kB; a larger file is not one (and /dev/zero cannot fill memory)
 MODEL_FPS = 8  # the rate ModelScope's own pipeline writes the model's videos at (16 frames = 2 s)
 VIDEO = "an array of shape (frames, height, width, 3): RGB as floats from 0 to 1 (what t2v.generate returns) or whole numbers from 0 to 255, or a list of PIL images"
 
@@ -206,20 +210,24 @@ class SavedVideo:
     frames_dir: Path | None = None
 
 
-def save_video(result, out_dir="outputs", *, fps=None, gif=False, png_frames=False):
+def save_video(result, out_dir="outputs", *, fps=None, gif=False, png_frames=False, own_folder=False):
     """Save a `VideoResult` as MP4 (plus GIF, PNG frames) and a JSON sidecar in `out_dir`. Notebook 04.
 
     File names come from the prompt and seed; an existing file is never overwritten,
     a free name such as `...-2.mp4` is used instead. `fps` defaults to the rate of the
     model that made it (`result.settings["fps"]`: 8 for ModelScope, 16 for Wan).
+    `out_dir` may start with `~` (your home folder) and may be a link you made (it is
+    followed: your choice). With `own_folder=True` (the batch's `line-007` folders) its last
+    part is a folder the helpers make and use themselves: a link there is refused, never followed.
     """
     if fps is None:
         fps = result.settings.get("fps", MODEL_FPS) if isinstance(result.settings, dict) else MODEL_FPS
     info = {"prompt": result.prompt, "seed": result.seed, "settings": result.settings, "elapsed_s": round(result.elapsed_s, 3)}
-    return save_frames(result.frames, out_dir, f"{slug(result.prompt)}-seed{result.seed}", info, fps=fps, gif=gif, png_frames=png_frames)
+    return save_frames(result.frames, out_dir, f"{slug(result.prompt)}-seed{result.seed}", info, fps=fps, gif=gif, png_frames=png_frames,
+                       own_folder=own_folder)
 
 
-def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_frames=False):
+def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_frames=False, own_folder=False):
     """Write `frames` as `stem`.mp4 (plus GIF, PNG frames) beside `stem`.json holding `info`. Notebook 04.
 
     All files are written under hidden names first and published together, sidecar last.
@@ -228,7 +236,8 @@ def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_fr
     """
     fps = check_fps(fps)  # a plain float from here: numpy and Fraction values fail in json and imageio
     frames = to_uint8(frames)
-    out_dir = check_output_dir(out_dir, create=True)
+    if not own_folder:  # an own folder is checked by publish: made without following a link, and refused if one is there
+        out_dir = check_output_dir(out_dir, create=True)
     writers = {".mp4": _mp4_writer(frames, fps, f"{stem}.mp4")}
     if gif:
         writers[".gif"] = _gif_writer(frames, fps)
@@ -249,8 +258,52 @@ def save_frames(frames, out_dir, stem, info, *, fps=MODEL_FPS, gif=False, png_fr
             text["note"] = "made with the tiny random-weight model: the video is noise"
         return json_text(text)
 
-    paths = publish(out_dir, stem, writers, last=(".json", sidecar))
+    paths = publish(out_dir, stem, writers, last=(".json", sidecar), own=own_folder)
     return SavedVideo(mp4=paths[".mp4"], sidecar=paths[".json"], gif=paths.get(".gif"), frames_dir=paths.get("_frames"))
+
+
+def sidecar_prompt(video):
+    """(prompt, None) from the JSON sidecar beside the file `video` (clip.mp4: clip.json), or (None, why not). Notebook 10.
+
+    Only a plain file of at most MAX_SIDECAR_BYTES is read, opened without waiting (a FIFO named
+    like a sidecar would block forever). `why` completes "the video ...": it names the real cause,
+    such as "has a sidecar clip.json that is not UTF-8 text (...)".
+    """
+    sidecar = Path(video).expanduser().with_suffix(".json")
+    has = f"has a sidecar {sidecar.name} that"
+    try:
+        handle = os.open(sidecar, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None, f"has no sidecar ({sidecar.name} does not exist)"
+    except OSError as error:
+        return None, f"{has} cannot be read ({error.strerror or error})"
+    try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            return None, f"{has} is not a plain file but {_kind(mode)}"
+        data = os.read(handle, MAX_SIDECAR_BYTES + 1)
+        while len(data) <= MAX_SIDECAR_BYTES and (more := os.read(handle, MAX_SIDECAR_BYTES + 1 - len(data))):
+            data += more
+    except OSError as error:
+        return None, f"{has} cannot be read ({error.strerror or error})"
+    finally:
+        os.close(handle)
+    if len(data) > MAX_SIDECAR_BYTES:
+        return None, f"{has} is larger than {MAX_SIDECAR_BYTES // 1000} kB, too large to be one"
+    try:
+        info = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        return None, f"{has} is not UTF-8 text ({error.reason} at byte {error.start})"
+    except RecursionError:
+        return None, f"{has} nests too deep to read"
+    except ValueError as error:
+        return None, f"{has} is not JSON ({getattr(error, 'msg', error)}, line {getattr(error, 'lineno', '?')})"
+    prompt = info.get("prompt") if isinstance(info, dict) else None
+    if prompt is None:
+        return None, f"{has} holds no prompt"
+    if not isinstance(prompt, str):
+        return None, f"has a sidecar {sidecar.name} whose prompt is not text ({shorten(prompt, 40)})"
+    return prompt, None
 
 
 def _is_tiny(name):

@@ -17,9 +17,11 @@ LINES = {2: "a cat on a skateboard", 3: "a dog surfing", 5: "the moon at night",
 
 def run_batch(launcher, prompts, out, *extra, cache=None):
     # One thread each: two processes share this machine's cores.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"T2V_CACHE": str(cache)} if cache else {})}
+    # Unbuffered, each print reaches the shared terminal as it is written (as under `python -u`), the harder case.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **({"T2V_CACHE": str(cache)} if cache else {})}
     command = [*launcher, "-m", "t2v_helpers.batch", "--prompts", str(prompts), *SMALL, "--out", str(out), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    # The two-process run took up to 112 s here at a load average of about 14 on 2 cores: room for a much busier machine.
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)
 
 
 def videos_by_line(out):
@@ -104,3 +106,29 @@ def test_a_model_that_fails_to_load_is_one_paragraph_and_exit_2_as_in_the_cli(tm
     assert run.returncode == 2, run.stderr
     errors = [line for line in run.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "--model:" in errors[0] and "Traceback" not in run.stderr, run.stderr
+
+
+def test_each_line_of_the_batch_is_one_write_so_processes_never_glue_lines(tmp_path, monkeypatch):
+    """Two processes share the terminal: a line written in two pieces can be cut by the other's line."""
+    from t2v_helpers import batch
+
+    class Recorder:
+        encoding = "utf-8"
+
+        def __init__(self):
+            self.writes = []
+
+        def write(self, text):
+            self.writes.append(text)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat\n")
+    stdout = Recorder()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert batch.main(["--prompts", str(prompts), *SMALL, "--out", str(tmp_path / "out")]) == 0
+    assert stdout.writes and all(text.endswith("\n") for text in stdout.writes), stdout.writes
+    assert "[0/1] 1 of 1 prompts: lines 1\n" in stdout.writes

@@ -94,3 +94,87 @@ def test_a_model_that_is_not_there_is_a_message_not_a_traceback(tmp_path, capsys
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "Traceback" not in err
     assert "t2v generate: error:" in err and "no-such-user/no-such-model" in err
+
+
+def test_prompts_are_split_on_newlines_only_so_line_numbers_match_the_file(tmp_path):
+    """str.splitlines also breaks at U+2028, U+0085, \\x0b, \\x0c and \\x1c-\\x1e; an editor and `grep -n` do not."""
+    path = tmp_path / "prompts.txt"
+    odd = "a\u2028b", "c\x0bd\x0ce", "f\x1cg\x1dh\x1ei", "j\x85k"
+    path.write_bytes(("\n".join(odd[:2]) + "\r\n" + "\n".join(odd[2:]) + "\n").encode())
+    assert cli.read_prompts(path) == [(1, odd[0]), (2, odd[1]), (3, odd[2]), (4, odd[3])]
+
+
+class Recorder:
+    """A text stream that records each write, with an encoding that cannot hold every character."""
+
+    def __init__(self, encoding="latin-1"):
+        self.encoding, self.writes, self.flushes = encoding, [], 0
+
+    def write(self, text):
+        text.encode(self.encoding)  # raises UnicodeEncodeError as a real latin-1 stream does
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_say_writes_each_line_whole_in_one_write_and_never_fails_on_an_encoding():
+    stream = Recorder()
+    cli.say("Made 4 frames: 🦊 a fox", stream)
+    assert stream.writes == ["Made 4 frames: \\U0001f98a a fox\n"] and stream.flushes == 1
+
+    class Closed(Recorder):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")  # `t2v generate ... | head -1`
+
+    cli.say("still working", Closed())
+
+
+@pytest.mark.parametrize("prompts", [False, True])
+def test_a_terminal_that_cannot_show_the_prompt_never_stops_the_work(tmp_path, prompts):
+    """PYTHONIOENCODING=latin-1: the emoji is written escaped, and with --prompts every line is still made."""
+    if prompts:
+        (tmp_path / "p.txt").write_text("🦊 a fox\n🐦 a bird\n", encoding="utf-8")
+        what = ["--prompts", str(tmp_path / "p.txt")]
+    else:
+        what = ["🦊 a fox"]
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1:strict", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "t2v_helpers", *what, *SMALL, "--out", str(out)], capture_output=True, timeout=300, env=env)
+    stdout, stderr = run.stdout.decode("latin-1"), run.stderr.decode("latin-1")
+    assert run.returncode == 0, stderr
+    assert len(list(out.glob("*.mp4"))) == (2 if prompts else 1)
+    assert "\\U0001f98a a fox" in stdout and "Traceback" not in stderr
+
+
+def test_an_error_message_the_terminal_cannot_show_is_still_one_paragraph_and_exit_2(tmp_path, monkeypatch):
+    """The error quotes the prompt; a stderr that cannot show it (a strict ASCII one) still gets the paragraph, escaped."""
+    (tmp_path / "p.txt").write_text("a fox\n")
+    stderr = Recorder("ascii")
+    monkeypatch.setattr(sys, "stderr", stderr)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "🦊 a fox", "--prompts", str(tmp_path / "p.txt")])
+    assert stop.value.code == 2
+    assert any("prompt='\\U0001f98a a fox' was given together with --prompts" in text for text in stderr.writes), stderr.writes
+
+
+def test_terminal_escape_sequences_in_a_prompts_file_reach_the_terminal_only_as_text(tmp_path):
+    """A prompts file is text from anywhere: ESC [ 2 J (clear screen) or an OSC title must not be obeyed by the terminal."""
+    (tmp_path / "p.txt").write_text("a fox \x1b[2J\x1b]0;pwned\x07 in snow\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "t2v_helpers", "--prompts", str(tmp_path / "p.txt"), *SMALL, "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "\x1b" not in run.stdout and "\x1b" not in run.stderr and "\x07" not in run.stderr
+    assert len(list((tmp_path / "out").glob("*.mp4"))) == 1
+
+
+@pytest.mark.skipif(os.name == "nt", reason="closing a standard stream before start is a POSIX shell's `>&-`")
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_command_started_with_stdout_or_stderr_closed_still_makes_its_video(tmp_path, closed):
+    """`t2v generate ... >&-` (or `2>&-`): Python then has sys.stdout (or sys.stderr) None; the video is still made."""
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "t2v_helpers", "a fox", *SMALL, "--out", str(out)], capture_output=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=lambda: os.close(closed))
+    assert run.returncode == 0, run.stderr
+    assert len(list(out.glob("*.mp4"))) == 1

@@ -309,13 +309,15 @@ def ctrl_c_in_png_frames(tmp_path, monkeypatch):
 
 
 def sidecar_disk_full(tmp_path, monkeypatch):
-    real_write_text = Path.write_text
+    from t2v_helpers import publish
 
-    def write_text(self, text, *args, **kwargs):
-        real_write_text(self, text[: len(text) // 2])
+    real_write_new = publish._write_new  # the sidecar is created exclusively, never through a link
+
+    def write_new(path, data):
+        real_write_new(path, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(publish, "_write_new", write_new)
 
 
 def ctrl_c_while_publishing(tmp_path, monkeypatch):

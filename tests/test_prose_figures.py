@@ -44,6 +44,9 @@ FIGURES = [
     Figure("README.md", "| float32, VAE slicing off | {} |", "benchmarks/results/cpu-full.json", "runs[1].step_s", ".0f"),
     Figure("README.md", "| bfloat16, VAE slicing on | {} |", "benchmarks/results/cpu-full.json", "runs[2].step_s", ".0f"),
     Figure("README.md", "takes {} to", "benchmarks/results/cpu-full.json", "runs[2].estimated_25_steps_s", ".0f", 1 / 60),
+    Figure("README.md", "differed by at most {} in the float frames", "benchmarks/results/cpu-thread-determinism.json", "float_max_difference_1_vs_2_threads", ".1e"),
+    Figure("README.md", "and {} of 3,145,728 8-bit values differed", "benchmarks/results/cpu-thread-determinism.json", "uint8_values_differing_1_vs_2_threads", "g"),
+    Figure("README.md", "8-bit values differed, by at most {} level", "benchmarks/results/cpu-thread-determinism.json", "uint8_max_difference_1_vs_2_threads", "g"),
     Figure("README.md", "to {} minutes per video", "benchmarks/results/cpu-full.json", "runs[0].estimated_25_steps_s", ".0f", 1 / 60),
     # notebooks/01_set_up.ipynb
     # notebooks/02_build_the_pipeline.ipynb
