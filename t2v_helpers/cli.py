@@ -392,7 +392,7 @@ def add_upscale_command(commands):
     )
     upscale.add_argument("video", help="the video file to upscale, such as an MP4 that t2v generate wrote")
     upscale.add_argument("--strength", type=float, default=STRENGTH,
-                         help=f"0 keeps the resized frames, 1 ignores them (default {STRENGTH}; the model card suggests 0.66 to 0.85)")
+                         help=f"0 keeps the resized frames, 1 noises them the most (about 0.07 of them still shows) (default {STRENGTH}; the model card suggests 0.66 to 0.85)")
     upscale.add_argument("--model", default="auto", help=f"'auto' (default: {UPSCALER!r} if a GPU and its weights are at hand, else 'tiny-zeroscope-xl'), or a model id or folder")
     upscale.add_argument("--prompt", help="the prompt (default: the one in the video's sidecar; the model card says to use the same prompt)")
     upscale.add_argument("--steps", type=_whole_number, default=25, help="denoising steps of the schedule; int(steps x strength) of them run (default 25)")

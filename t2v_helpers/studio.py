@@ -168,7 +168,8 @@ class Studio:
         )
         self.steps = widgets.IntSlider(min=1, max=100, description="steps", style=_LABEL)
         # Counts of the family's form only (1, 5, 9, ... for Wan): the slider steps from 1 by frame_step.
-        most_frames = (max(64, model.frames) - 1) // family.frame_step * family.frame_step + 1
+        most_frames = min(max(64, model.frames), family.max_frames or 1024)  # a family's published limit (CogVideoX-2B: 49) caps the slider
+        most_frames = (most_frames - 1) // family.frame_step * family.frame_step + 1
         self.frames = widgets.IntSlider(min=1, max=most_frames, step=family.frame_step, description="frames", style=_LABEL)
         self.guidance = widgets.FloatSlider(min=0, max=20, step=0.5, description="guidance scale", style=_LABEL)
         self.fps = widgets.IntSlider(min=1, max=30, description="fps", style=_LABEL)
