@@ -1,6 +1,6 @@
 """Every notebook, "Run all" in a Colab-like runtime (issue 18): Colab's Python and packages, its first cell as written.
 
-tools/colab/runtime.py builds the runtime once (cached in `.colab-venv/`, minutes and about 4 GB on
+tools/colab/runtime.py builds the runtime once (cached in `.colab-venv/`, minutes and 5.6 GB on
 first use) from Colab's published package list, then runs each notebook in a fresh copy of it: a kernel
 that has imported ipywidgets 7.7.1 (as google.colab does at start), the set-up cell installing this
 clone exactly as it installs the release on Colab, every cell in order, stopping at the first error
@@ -91,6 +91,7 @@ def test_notebook_survives_run_all_in_colab(path, colab_runtime):
     where = f"{path.name} in the Colab-like runtime"
     assert report.get("failed_cell") is None and not report.get("error"), (
         f"{where} stopped at cell {report.get('failed_cell')} after {report.get('ran')} of {report.get('cells')} code cells:\n{report.get('error')}")
+    assert report["shown_errors"] == [], f"{where} showed tracebacks (the cells went on): {report['shown_errors']}"
     assert report["pip_errors"] == [], f"{where}: the set-up cell printed pip errors: {report['pip_errors']}"
     assert report["after_restart"] == report["colab"], (
         f"{where}: after a restart the kernel has {report['after_restart']}, Colab's are {report['colab']}")

@@ -10,7 +10,7 @@ What it copies from Colab (googlecolab/backend-info's pip-freeze.txt, beside thi
 Python 3.13 and the versions of the packages the notebooks and Colab's kernel use (PACKAGES,
 plus their dependencies, all held to the freeze by pip constraints). What it cannot copy:
 - Colab's torch is 2.11.0+cpu from download.pytorch.org; this builds PyPI's torch 2.11.0, the same
-  version with CUDA libraries (about 3.5 GB, once), which run on the CPU here just the same.
+  version built with CUDA: its CUDA libraries (2.7 GB installed, once) go unused on the CPU, where it runs the same.
 - google-colab itself is not on PyPI; the kernel imports ipywidgets at start as google.colab does,
   and the checks compare IPython, ipykernel, ipywidgets, traitlets, torch and numpy with Colab's.
 - Colab's frontend (widget rendering, its dialogs) is not here.
@@ -76,7 +76,9 @@ def constraints(path=FREEZE):
 
 
 def python_for_colab():
-    path = Path(os.environ.get("T2V_COLAB_PYTHON", PYTHON_DEFAULT))
+    """T2V_COLAB_PYTHON, else pyenv's 3.13.0, else a `python3.13` on PATH (GitHub's setup-python puts one there)."""
+    found = PYTHON_DEFAULT if PYTHON_DEFAULT.exists() else shutil.which("python3.13")
+    path = Path(os.environ.get("T2V_COLAB_PYTHON") or found or PYTHON_DEFAULT)
     if not path.exists():
         raise SystemExit(f"The Colab-like runtime needs Python 3.13 at {path} (`pyenv install 3.13.0`), "
                          "or set T2V_COLAB_PYTHON to a Python 3.13, or T2V_SKIP_COLAB=1 to skip its tests.")
@@ -92,7 +94,7 @@ def base_dir():
 
 
 def build(log=print):
-    """Build the environment once (minutes, about 4 GB: torch's CUDA libraries); later calls return the cached one."""
+    """Build the environment once (21 minutes on a busy 2-core machine; 5.6 GB, most of it torch's CUDA libraries); later calls return the cached one."""
     base = base_dir()
     done = base / ".complete"
     if done.exists():
@@ -220,7 +222,9 @@ def set_up_download(base, root=ROOT):
 
 SET_UP_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@[\w.-]+")
 AT_KERNEL_START = "import ipywidgets  # google.colab imports it when Colab's kernel starts\n"
-VERSIONS = ("import importlib.metadata as m, json\n"
+# After a restart these must import (google.colab's own imports at kernel start), at Colab's versions.
+VERSIONS = ("import IPython, ipykernel, ipywidgets, traitlets, torch, numpy\n"
+            "import importlib.metadata as m, json\n"
             f"print(json.dumps({{n: m.version(n) for n in {KEPT!r}}}))\n")
 
 
@@ -261,7 +265,7 @@ def _inside(notebook):
 
     nb = as_colab_runs_it(nbformat.read(notebook, as_version=4))
     report = {"notebook": Path(notebook).name, "cells": sum(c.cell_type == "code" for c in nb.cells), "ran": 0,
-              "failed_cell": None, "error": None, "pip_errors": [], "install_seconds": None}
+              "failed_cell": None, "error": None, "shown_errors": [], "pip_errors": [], "install_seconds": None}
     client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(Path(notebook).parent)}})
     with client.setup_kernel():
         client.kc.execute_interactive(AT_KERNEL_START, timeout=120)
@@ -281,6 +285,10 @@ def _inside(notebook):
             if report["failed_cell"] is not None:
                 break
             report["ran"] += 1
+            # A traceback the cell showed without failing (IPython prints one when a display hook
+            # such as _repr_mimebundle_ raises): "Run all" goes on, and the learner sees red.
+            report["shown_errors"] += [f"cell {index}: {out.get('ename')}: {out.get('evalue')}"
+                                       for out in cell.outputs if out.get("output_type") == "error"]
     # A restart: a new kernel in the same environment, as Colab's "Restart session" gives.
     restart = NotebookClient(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(AT_KERNEL_START + VERSIONS)]),
                              timeout=300, kernel_name="python3", allow_errors=True)
