@@ -29,6 +29,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Remove a line once its fix is merged: the mark is strict, so a notebook that passes fails here
 # until its line goes.
 EXPECTED_FAILURES = {
+    "04_generate_and_display.ipynb": "issue 18 item 6: its cells that raise on purpose stop 'Run all' "
+    "(RuntimeError: `enable_model_cpu_offload` requires accelerator); they must catch the error and print it",
+    "05_play_in_the_studio.ipynb": "issue 18 item 2: the studio does not display under Colab's ipywidgets 7.7.1 "
+    "(AttributeError: 'VBox' object has no attribute '_repr_mimebundle_'); the cell goes on, and shows the traceback",
 }
 
 
@@ -90,7 +94,8 @@ def test_notebook_survives_run_all_in_colab(path, colab_runtime):
     print(json.dumps(report, indent=1))
     where = f"{path.name} in the Colab-like runtime"
     assert report.get("failed_cell") is None and not report.get("error"), (
-        f"{where} stopped at cell {report.get('failed_cell')} after {report.get('ran')} of {report.get('cells')} code cells:\n{report.get('error')}")
+        f"{where} stopped at code cell {report.get('ran', 0) + 1} of {report.get('cells')} (cell index {report.get('failed_cell')}):\n"
+        f"{report.get('error')}")
     assert report["shown_errors"] == [], f"{where} showed tracebacks (the cells went on): {report['shown_errors']}"
     assert report["pip_errors"] == [], f"{where}: the set-up cell printed pip errors: {report['pip_errors']}"
     assert report["after_restart"] == report["colab"], (

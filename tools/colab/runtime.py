@@ -277,7 +277,7 @@ def _inside(notebook):
                 client.execute_cell(cell, index)
             except CellExecutionError as error:
                 report["failed_cell"] = index
-                report["error"] = str(error)[-4000:]
+                report["error"] = re.sub(r"\x1b\[[0-9;]*m", "", str(error))[-3000:]  # without the terminal colours
             finally:
                 if "%pip install" in cell.source:
                     report["install_seconds"] = round(time.monotonic() - started, 1)
@@ -319,7 +319,7 @@ def main(argv):
         for notebook in argv[1:]:
             report = run(notebook, base)
             print(json.dumps(report, indent=1))
-            failed += bool(report.get("error") or report.get("pip_errors"))
+            failed += bool(report.get("error") or report.get("shown_errors") or report.get("pip_errors"))
         return 1 if failed else 0
     print(__doc__)
     return 2
