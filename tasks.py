@@ -3,7 +3,9 @@
 
     python3 tasks.py video   make a video (the tiny offline model when there is no GPU)
     python3 tasks.py test    run every test: unit tests and all notebooks, offline
-                             (installs Debian's chromium for the browser test when it is missing)
+                             (installs Debian's chromium for the browser test when it is missing;
+                             runs the notebooks again in a Colab-like runtime, built once in
+                             ~/.cache/t2v-colab-runtime/ from PyPI: tests/test_colab_runtime.py)
     python3 tasks.py setup   only create or update the virtual environment
 
 Each creates the project's virtual environment `.venv` on first use (or reuses it) and

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from .tiny import REAL_SCHEDULER_CONFIG, _tokenizer
+from .tiny import REAL_SCHEDULER_CONFIG, _tokenizer, quiet_empty_float32_notice
 
 # unet/config.json of ali-vilab/text-to-video-ms-1.7b.
 UNET_CONFIG = {
@@ -72,7 +72,10 @@ def _components(dtype):
 
     def cast(module):
         # Each part is cast as soon as it is built, so float32 copies never pile up.
-        return (module if dtype == torch.float32 else module.to(dtype)).eval()
+        if dtype != torch.float32:
+            with quiet_empty_float32_notice():
+                module = module.to(dtype)
+        return module.eval()
 
     unet = cast(UNet3DConditionModel(**UNET_CONFIG))
     vae = cast(AutoencoderKL(**VAE_CONFIG))

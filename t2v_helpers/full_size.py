@@ -17,7 +17,10 @@ def materialize(module, dtype, seed=0):
     5.7-billion-parameter encoder never needs a float32 copy; weights shared between layers
     (T5's input embedding) stay shared, as loading a checkpoint keeps them.
     """
-    module = module.to(dtype)
+    from .tiny import quiet_empty_float32_notice
+
+    with quiet_empty_float32_notice():
+        module = module.to(dtype)
     made = {}
     for layer in module.modules():
         for kind in (layer._parameters, layer._buffers):

@@ -3,11 +3,13 @@
     python -m t2v_helpers.links            rewrite what is stale
     python -m t2v_helpers.links --check    only say what is stale (exit 1), as tests/test_links.py does
 
-The repository URL (`[project.urls] Repository`) and the version (whose release tag
-`vX.Y.Z` the Colab set-up cell installs) are written once, in pyproject.toml. From them
-and each notebook's H1 this writes: the Colab badge under each H1, each notebook's
-set-up cell, the README's table between its `notebooks:start`/`notebooks:end` markers,
-and colab_link.md. Run it after adding or renaming a notebook or changing either field.
+The repository URL (`[project.urls] Repository`) and the version are written once, in
+pyproject.toml. Every link names the release tag `vX.Y.Z` (`release_ref`): a badge opens the
+notebook as it is at that tag, and its set-up cell installs the package from the same tag,
+so the two never drift apart. From them and each notebook's H1 this writes: the Colab badge
+under each H1, each notebook's set-up cell, the README's table between its
+`notebooks:start`/`notebooks:end` markers, and colab_link.md. Run it after adding or renaming
+a notebook or changing either field; RELEASING.md says when.
 """
 
 import argparse
@@ -40,24 +42,31 @@ def project_fields(root=ROOT):
     return url, version[1]
 
 
-def colab_url(repository, notebook):
-    """The Colab address that opens `notebooks/<notebook>` from the repository's main branch. README: Layout."""
-    return f"https://colab.research.google.com/github/{repository.removeprefix('https://github.com/')}/blob/main/notebooks/{notebook}"
+def release_ref(version):
+    """The git tag of a release, which both the badges and the set-up cells name. README: Layout."""
+    return f"v{version}"
 
 
-def badge(repository, notebook):
+def colab_url(repository, notebook, version):
+    """The Colab address that opens `notebooks/<notebook>` as it is at the release tag. README: Layout."""
+    owner_name = repository.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_name}/blob/{release_ref(version)}/notebooks/{notebook}"
+
+
+def badge(repository, notebook, version):
     """The markdown Colab badge for one notebook. README: Layout."""
-    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(repository, notebook)})"
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(repository, notebook, version)})"
 
 
 def setup_cell(repository, version):
-    """The source of every notebook's set-up cell: the package at its release tag, pinned libraries, torch kept. README: Layout."""
+    """The source of every notebook's set-up cell: the package at the badge's release tag, only what Colab lacks. README: Layout."""
     return (
         "import importlib.util\n"
         "\n"
         "if importlib.util.find_spec(\"t2v_helpers\") is None:  # only on a fresh machine such as Colab\n"
-        f"    # Release v{version} and the library versions it was tested with; Colab keeps its own torch.\n"
-        f"    %pip install -q \"t2v-helpers[colab] @ git+{repository}@v{version}\""
+        f"    # The helpers at release {release_ref(version)}, the tag this notebook was opened from, and the libraries\n"
+        "    # Colab lacks or has too old; Colab's own torch, numpy, IPython and ipywidgets stay, so no restart is needed.\n"
+        f"    %pip install -q \"t2v-helpers[colab] @ git+{repository}@{release_ref(version)}\""
     )
 
 
@@ -84,19 +93,19 @@ def notebooks(root=ROOT):
     return found
 
 
-def readme_table(repository, books):
+def readme_table(repository, version, books):
     """The README's notebook table (between the markers). README: Layout."""
     rows = ["| # | notebook | Colab |", "|---|---|---|"]
     for book in books:
         name = book.path.name
-        rows.append(f"| {int(book.number)} | [{book.title}](notebooks/{name}) | {badge(repository, name)} |")
+        rows.append(f"| {int(book.number)} | [{book.title}](notebooks/{name}) | {badge(repository, name, version)} |")
     return "\n".join(rows) + "\n"
 
 
-def colab_links(repository, books):
+def colab_links(repository, version, books):
     """The whole text of colab_link.md. README: Layout."""
     rows = ["| notebook | open in Colab |", "|---|---|"]
-    rows += [f"| {book.number} {book.title} | {colab_url(repository, book.path.name)} |" for book in books]
+    rows += [f"| {book.number} {book.title} | {colab_url(repository, book.path.name, version)} |" for book in books]
     return COLAB_INTRO + "\n" + "\n".join(rows) + "\n"
 
 
@@ -108,7 +117,7 @@ def _updated_notebook(book, repository, version):
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     lines = first.source.split("\n")
     at = next((i for i, line in enumerate(lines[1:], 1) if line.strip()), None)
-    wanted = badge(repository, book.path.name)
+    wanted = badge(repository, book.path.name, version)
     if at is not None and "colab-badge.svg" in lines[at]:
         lines[at] = wanted
     else:  # no badge yet: put it right under the H1
@@ -135,8 +144,8 @@ def stale_files(root=ROOT):
     books = notebooks(root)
     wanted = {book.path: _updated_notebook(book, repository, version) for book in books}
     readme = root / "README.md"
-    wanted[readme] = _updated_readme(readme.read_text(), readme_table(repository, books))
-    wanted[root / "colab_link.md"] = colab_links(repository, books)
+    wanted[readme] = _updated_readme(readme.read_text(), readme_table(repository, version, books))
+    wanted[root / "colab_link.md"] = colab_links(repository, version, books)
     return {path: text for path, text in wanted.items() if not path.exists() or path.read_text() != text}
 
 

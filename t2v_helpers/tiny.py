@@ -6,6 +6,7 @@ its videos are coloured noise, because its weights are random.
 
 import gzip
 import json
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,31 @@ REAL_SCHEDULER_CONFIG = {
     "thresholding": False,
     "trained_betas": None,
 }
+
+
+class _EmptyFloat32Notice:
+    """A logging filter that drops diffusers' "should be kept in float32: []" line, and only its empty-list form."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not (message.startswith("There are modules in ") and "should be kept in float32: []." in message)
+
+
+@contextmanager
+def quiet_empty_float32_notice():
+    """Hide diffusers' "There are modules in ... that should be kept in float32: []" while the helpers cast a model. Notebook 02.
+
+    diffusers' ModelMixin.to() prints it for any dtype, even when the list is empty, i.e. when no
+    layer needs float32 and the cast changes nothing it warns about. A model that does keep layers
+    in float32 still names them. Notebook 02's troubleshooting explains the line.
+    """
+    notice = _EmptyFloat32Notice()
+    logger = logging.getLogger("diffusers.models.modeling_utils")
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def cache_dir():
@@ -248,7 +274,9 @@ def _save_model(folder):
 
     pipe = TextToVideoSDPipeline(tokenizer=_tokenizer(), **_components())
     pipe.save_pretrained(folder, safe_serialization=True)
-    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True, variant="fp16")
+    with quiet_empty_float32_notice():
+        half = pipe.to(torch.float16)
+    half.save_pretrained(folder, safe_serialization=True, variant="fp16")
     # Today's diffusers writes every setting; the real file names fewer, and what a file leaves
     # out decides the defaults of a scheduler swapped in with from_config (notebook 03).
     config = folder / "scheduler" / "scheduler_config.json"

@@ -65,12 +65,14 @@ def save_tiny_upscaler(folder):
     """
     from diffusers import VideoToVideoSDPipeline
 
-    from .tiny import REAL_SCHEDULER_CONFIG, _components, _tokenizer
+    from .tiny import REAL_SCHEDULER_CONFIG, _components, _tokenizer, quiet_empty_float32_notice
 
     folder = Path(folder)
     with _quiet_deprecation():
         pipe = VideoToVideoSDPipeline(tokenizer=_tokenizer(), **_components())
-    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    with quiet_empty_float32_notice():
+        pipe.to(torch.float16)
+    pipe.save_pretrained(folder, safe_serialization=True)
     config = folder / "scheduler" / "scheduler_config.json"
     version = json.loads(config.read_text())["_diffusers_version"]
     config.write_text(json.dumps({**REAL_SCHEDULER_CONFIG, "_diffusers_version": version}, indent=2) + "\n")

@@ -41,6 +41,19 @@ def test_colab_set_up_cell_installs_the_release_tag_and_keeps_torch(path):
     assert "torch" not in lines[install]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_badge_and_set_up_cell_name_the_same_release(path):
+    """Issue 18 item 8: a badge that opened `main` while the cell installed `v0.1.0` let the two drift apart."""
+    cells = nbformat.read(path, as_version=4).cells
+    badges = re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([^/]+)/notebooks/([\w.-]+)", cells[0].source)
+    installs = re.findall(r'git\+https://github\.com/([\w.-]+/[\w.-]+)@([^"\s]+)"', next(c.source for c in cells if "%pip" in c.source))
+    assert len(badges) == 1 and len(installs) == 1
+    (badge_repo, badge_ref, name), (install_repo, install_ref) = badges[0], installs[0]
+    assert name == path.name
+    assert (badge_repo, badge_ref) == (install_repo, install_ref)
+    assert badge_ref == links.release_ref(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
 def copy_project(tmp_path):
     """The files the tool reads and writes, in a scratch folder."""
     for name in ("pyproject.toml", "README.md", "colab_link.md"):
@@ -66,7 +79,8 @@ def test_a_new_notebook_is_linked_everywhere_and_others_are_kept_exactly(tmp_pat
     assert links.main(["--root", str(root)]) == 0
     assert links.main(["--check", "--root", str(root)]) == 0
 
-    url = "https://colab.research.google.com/github/t2v-tutorial/text-to-video-tutorial/blob/main/notebooks/99_measure_memory_and_speed.ipynb"
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    url = f"https://colab.research.google.com/github/t2v-tutorial/text-to-video-tutorial/blob/v{version}/notebooks/99_measure_memory_and_speed.ipynb"
     assert f"| 99 | [Measure memory and speed](notebooks/99_measure_memory_and_speed.ipynb) | [![Open In Colab]" in (root / "README.md").read_text()
     assert f"| 99 Measure memory and speed | {url} |" in (root / "colab_link.md").read_text()
     after = nbformat.read(new, as_version=4)
@@ -106,7 +120,7 @@ def test_a_new_repository_url_or_version_reaches_every_file(tmp_path):
         if path.name == "README.md":  # only its table is generated; the prose around it is hand-written
             text = text[text.index(links.README_START) : text.index(links.README_END)]
         assert "t2v-tutorial/text-to-video-tutorial" not in text, path.name
-        assert "github/someone/fork/blob/main/notebooks/" in text, path.name
+        assert "github/someone/fork/blob/v9.8.7/notebooks/" in text, path.name
     for path in sorted((root / "notebooks").glob("*.ipynb")):
         assert "git+https://github.com/someone/fork@v9.8.7" in path.read_text()
 

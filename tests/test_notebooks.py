@@ -86,7 +86,7 @@ def test_no_notebook_needs_a_function_from_another():
 
 def test_colab_links_list_every_notebook():
     text = (ROOT / "colab_link.md").read_text()
-    linked = re.findall(r"colab\.research\.google\.com/github/[^)\s]+/blob/main/(notebooks/[^)\s]+\.ipynb)", text)
+    linked = re.findall(r"colab\.research\.google\.com/github/[^)\s]+/blob/v[^/)\s]+/(notebooks/[^)\s]+\.ipynb)", text)
     assert sorted(linked) == [f"notebooks/{p.name}" for p in NOTEBOOKS]
 
 

@@ -1,4 +1,5 @@
-"""One list of exact versions (pyproject.toml's `pinned` extra), repeated for conda in environment.yml."""
+"""One list of exact versions (pyproject.toml's `pinned` extra), repeated for conda in environment.yml;
+and what the Colab set-up cell installs checked against Colab's own package list (issue 18)."""
 
 import re
 import sys
@@ -6,6 +7,8 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import t2v_helpers
 
@@ -13,7 +16,26 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 # Colab's own runtime: installing other versions there would break or replace the kernel and GPU build.
-COLAB_KEEPS = {"torch", "numpy", "pillow", "ipython", "ipykernel", "jupyterlab"}
+# google.colab pins IPython 7.34.0 and ipykernel 6.17.1 and imports ipywidgets 7.7.1 at kernel start;
+# a restart after upgrading them kills the kernel (googlecolab/colabtools#5580).
+COLAB_KEEPS = {"torch", "numpy", "pillow", "ipython", "ipykernel", "ipywidgets", "traitlets", "jupyter-client",
+               "jupyter-core", "notebook", "tornado", "jupyterlab", "psutil"}
+# Colab's package list (googlecolab/backend-info, 2026-08-19), which tools/colab/runtime.py builds from.
+COLAB_FREEZE = ROOT / "tools/colab/colab-pip-freeze-2026-08-19.txt"
+# In the colab extra but not in `pinned`: Colab ships a version the pinned libraries refuse,
+# while the test environment has none at all (so nothing there to pin). Tested in tests/test_colab_runtime.py.
+COLAB_ONLY = {"torchao": "peft 0.21.2 refuses Colab's torchao 0.10.0 (it needs 0.16 or newer), notebook 08"}
+
+
+def colab_versions():
+    """{canonical name: version} in Colab's freeze (plain `name==version` lines; torch's URL line read as 2.11.0)."""
+    found = {}
+    for line in COLAB_FREEZE.read_text().splitlines():
+        if m := re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip()):
+            found[canonicalize_name(m[1])] = m[2]
+        elif m := re.fullmatch(r"torch @ \S+/torch-([\d.]+)%2Bcpu-\S+", line.strip()):
+            found["torch"] = m[1]
+    return found
 
 
 def as_dict(pins):
@@ -63,9 +85,44 @@ def test_tasks_py_reads_the_same_pins_as_tomllib():
 
 def test_colab_extra_pins_the_tested_versions_and_never_torch():
     pinned, colab = as_dict(EXTRAS["pinned"]), as_dict(EXTRAS["colab"])
-    assert {"diffusers", "transformers", "accelerate", "imageio-ffmpeg"} <= set(colab)
+    assert {"diffusers", "transformers", "accelerate", "peft"} <= set(colab)
     assert not COLAB_KEEPS & set(colab), "the Colab install must keep Colab's own torch, numpy and Jupyter"
-    assert {name: pinned.get(name) for name in colab} == colab
+    assert {name: pinned.get(name) for name in colab if name not in COLAB_ONLY} == {
+        name: version for name, version in colab.items() if name not in COLAB_ONLY}
+    assert not COLAB_ONLY.keys() & pinned.keys(), "a pinned library belongs in the colab extra at the pinned version"
+
+
+def test_base_dependencies_accept_what_colab_has():
+    """Issue 18 item 1: `ipython>=8` upgraded Colab's IPython 7.34.0, and a restart then killed the kernel.
+    Every base dependency Colab ships must accept Colab's version, so installing the package upgrades nothing;
+    what must change is pinned in the colab extra instead."""
+    colab = colab_versions()
+    refused = {}
+    for requirement in map(Requirement, PYPROJECT["project"]["dependencies"]):
+        have = colab.get(canonicalize_name(requirement.name))
+        assert have is not None, f"{requirement.name} is not in Colab's package list; check {COLAB_FREEZE.name}"
+        if not requirement.specifier.contains(have, prereleases=True):
+            refused[str(requirement)] = have
+    assert not refused, f"base dependencies that would replace Colab's version (requirement: Colab's): {refused}"
+
+
+def test_colab_extra_never_touches_colabs_kernel_or_torch_and_only_upgrades():
+    colab, have = as_dict(EXTRAS["colab"]), colab_versions()
+    from packaging.version import Version
+
+    for name, version in colab.items():
+        assert canonicalize_name(name) not in {canonicalize_name(k) for k in COLAB_KEEPS}, name
+        if name in have:
+            assert Version(version) > Version(have[name]) or version == have[name], f"{name}=={version} would downgrade Colab's {have[name]}"
+    # gradio (in Colab) requires huggingface-hub<2; a 2.x pin printed a red pip ERROR in every first cell.
+    assert Version(colab["huggingface-hub"]) < Version("2"), "Colab's gradio needs huggingface-hub<2"
+    assert "ipywidgets" not in colab, "Colab's frontend renders ipywidgets 7; its kernel imports 7.7.1 at start"
+
+
+def test_colab_freeze_names_its_source_and_date():
+    head = COLAB_FREEZE.read_text().splitlines()[:3]
+    assert any("googlecolab/backend-info" in line for line in head) and "2026-08-19" in COLAB_FREEZE.name
+    assert colab_versions()["ipython"] == "7.34.0" and colab_versions()["torch"] == "2.11.0"
 
 
 def test_every_exact_pin_matches_the_pinned_list():
