@@ -283,10 +283,8 @@ OWN_DOCS = ["README.md", "t2v_helpers/upscale.py", NB11, *(f"notebooks/{p.name}"
 @pytest.mark.parametrize("doc", OWN_DOCS)
 def test_no_wrong_claim_comes_back(doc):
     path = ROOT / doc
-    # A notebook's Settings cell is left out here: it is edited apart from the lesson (issue 20 asks for
-    # its STRENGTH comment in the sharper notebook to be fixed there).
     cells = nbformat.read(path, as_version=4).cells if path.suffix == ".ipynb" else []
-    text = "\n".join(c.source for c in cells if not c.get("id", "").endswith("settings")) if cells else path.read_text()
+    text = "\n".join(c.source for c in cells) if cells else path.read_text()
     for pattern, why in WRONG:
         found = pattern.search(" ".join(text.split()))
         assert not found, f"{doc}: {found.group(0)!r} ({why})"
@@ -315,3 +313,29 @@ def test_first_screens_quote_the_download_counted_from_the_parameters(doc, text,
     """The download sizes on notebooks 09 and 10's first screens are the counted parameters times the bytes the files store."""
     sentence = text.format(format(_download_gb(family), ".0f"))
     assert sentence in prose(doc), f"{doc} should say {sentence!r}"
+
+
+# Each notebook says, in its first cell's "What you need", how long it runs at its own defaults on a
+# CPU, quoting benchmarks/results/cpu-notebook-times.json (written by benchmarks/notebook_times.py).
+NOTEBOOK_TIMES = "benchmarks/results/cpu-notebook-times.json"
+NOTEBOOK_TIME_SENTENCE = "On a {cores}-core CPU, at these settings, this notebook runs in about {seconds} s (`" + NOTEBOOK_TIMES + "`)."
+
+
+def notebook_time_sentence(entry):
+    """The sentence a notebook's "What you need" says for its entry in the results file."""
+    return NOTEBOOK_TIME_SENTENCE.format(cores=entry["cores"], seconds=round(entry["seconds"]))
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_each_notebook_says_how_long_it_runs_on_a_cpu(notebook):
+    times = json.loads((ROOT / NOTEBOOK_TIMES).read_text())["notebooks"]
+    assert notebook.name in times, f"{NOTEBOOK_TIMES} has no time for {notebook.name}: run .venv/bin/python benchmarks/notebook_times.py {notebook.name[:2]}"
+    entry = times[notebook.name]
+    assert entry["ok"], f"{notebook.name} failed in benchmarks/notebook_times.py: {entry.get('error', '')[-500:]}"
+    cells = nbformat.read(notebook, as_version=4).cells
+    first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
+    heading = next((c for c in cells[:first_code] if c.cell_type == "markdown" and "## What you need" in c.source), None)
+    assert heading is not None, f"{notebook.name} has no \"## What you need\" section before its first code cell"
+    what_you_need = re.split(r"^## ", heading.source.partition("## What you need")[2], flags=re.MULTILINE)[0]
+    sentence = notebook_time_sentence(entry)
+    assert sentence in " ".join(what_you_need.split()), f"{notebook.name} should say, under \"## What you need\": {sentence}"

@@ -223,15 +223,14 @@ def _tiny_components():
         **{
             **TRANSFORMER_CONFIG,
             # Small widths; the real latent channels, patch size, time compression and prompt length
-            # (the pipeline feeds 226 tokens, and the joint position table is sized for them).
+            # (the pipeline feeds 226 tokens, and the joint position table is sized for them), and the
+            # real sample size (60 x 90 latents, 49 frames): the stored position table is the real
+            # model's, used as is at 480 x 720 and 49 frames and recomputed, as there, at other sizes.
             "num_attention_heads": 2,
             "attention_head_dim": 16,  # 3D sine-cosine positions need a width divisible by 16
             "num_layers": 2,
             "text_embed_dim": 32,
             "time_embed_dim": 8,
-            "sample_height": TINY_HEIGHT // 8,
-            "sample_width": TINY_WIDTH // 8,
-            "sample_frames": TINY_FRAMES,
         }
     )
     torch.manual_seed(0)
@@ -354,7 +353,7 @@ FAMILY = Family(
         ),
         Model(
             "tiny-cogvideox", "tiny-cogvideox", "cogvideox", TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES,
-            build=_build_tiny, version=2,
+            build=_build_tiny, version=3,
             about="A tiny random-weight copy of CogVideoX-2B, built in code: its videos are noise.",
         ),
     ),

@@ -217,8 +217,10 @@ def _build_tiny(folder):
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(0)
+    # Small widths; the real rotary table (rope_max_seq_len 1024 positions along each axis), so
+    # the tiny model takes the real model's 480 x 832 frames (52 patches across) and longer.
     transformer = WanTransformer3DModel(
-        **{**TRANSFORMER_CONFIG, "num_attention_heads": 2, "attention_head_dim": 12, "text_dim": 32, "freq_dim": 32, "ffn_dim": 32, "num_layers": 2, "rope_max_seq_len": 32}
+        **{**TRANSFORMER_CONFIG, "num_attention_heads": 2, "attention_head_dim": 12, "text_dim": 32, "freq_dim": 32, "ffn_dim": 32, "num_layers": 2}
     )
     # The real latent channels and their mean/std, and the real 8x (space) and 4x (time) scaling;
     # only the widths are small.
@@ -310,7 +312,7 @@ FAMILY = Family(
             ),
         ),
         Model(
-            "tiny-wan", "tiny-wan", "wan", 64, 112, 9, build=_build_tiny, version=1,
+            "tiny-wan", "tiny-wan", "wan", 64, 112, 9, build=_build_tiny, version=2,
             about="A tiny random-weight copy of the Wan 2.1 model, built in code: its videos are noise.",
         ),
     ),
