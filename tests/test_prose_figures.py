@@ -133,7 +133,7 @@ FIGURES = [
     Figure("notebooks/10_big_text_encoders.ipynb", "Encoding that one prompt took {} s on", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].encode_s", ".0f"),
     Figure("notebooks/10_big_text_encoders.ipynb", "on the machine's {} shared cores", "benchmarks/results/cpu-text-encoder-memory.json", "machine.cores", "g"),
     Figure("notebooks/10_big_text_encoders.ipynb", "CogVideoX's T5-XXL held {} GiB after loading.", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
-    Figure("notebooks/10_big_text_encoders.ipynb", "which held {} GiB in this project's CPU measurement (Step 1)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
+    Figure("notebooks/10_big_text_encoders.ipynb", "which held {} GiB in bfloat16 in this project's CPU measurement (Step 1)", "benchmarks/results/cpu-text-encoder-memory.json", "runs[0].rss_after_load", ".1f", 2**-30),
     Figure("notebooks/10_big_text_encoders.ipynb", "T5-XXL encoder, which held {} GiB in the same measurement", "benchmarks/results/cpu-text-encoder-memory.json", "runs[1].rss_after_load", ".1f", 2**-30),
     # notebooks/11_make_it_sharper.ipynb
     Figure("notebooks/11_make_it_sharper.ipynb", "it predicts {} GiB without offload, which fits a T4", "benchmarks/results/upscale-memory.json", "passes.zeroscope.peak_gib.none", ".1f"),
