@@ -192,9 +192,14 @@ def kept_in_float32(part, dtype):
     """
     if dtype == torch.float32:
         return 0
-    kept = set(getattr(part, "_keep_in_fp32_modules_strict", None) or ())
+
+    def names(attribute):  # a list, a set, or (as diffusers also accepts) one name
+        found = getattr(part, attribute, None) or ()
+        return {found} if isinstance(found, str) else set(found)
+
+    kept = names("_keep_in_fp32_modules_strict")
     if dtype == torch.float16 or not type(part).__module__.startswith("transformers."):
-        kept |= set(getattr(part, "_keep_in_fp32_modules", None) or ())
+        kept |= names("_keep_in_fp32_modules")
     return sum(p.numel() for name, p in part.named_parameters() if kept & set(name.split(".")))
 
 

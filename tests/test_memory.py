@@ -194,6 +194,20 @@ def test_t5_encoders_keep_their_wo_layers_in_float32_only_in_float16():
     assert round(memory.weight_bytes(torch.float16, wan.MEMORY)["text_encoder"] / 2**30, 2) == 12.46
 
 
+def test_one_module_name_given_as_text_is_one_name():
+    # diffusers accepts `_keep_in_fp32_modules = "norm"`; read as a set of letters it would match nothing right.
+    from diffusers import ModelMixin
+
+    class Model(ModelMixin):
+        _keep_in_fp32_modules = "norm"
+
+        def __init__(self):
+            super().__init__()
+            self.norm, self.n = torch.nn.Linear(2, 2), torch.nn.Linear(3, 3)
+
+    assert memory.kept_in_float32(Model(), torch.float16) == 6
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_kept_in_float32_counts_what_the_libraries_really_keep(tmp_path, dtype):
     # Small models of the same classes, saved and loaded as from_pretrained loads them: the float32
