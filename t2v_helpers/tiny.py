@@ -62,13 +62,19 @@ def quiet_empty_float32_notice():
     layer needs float32 and the cast changes nothing it warns about. A model that does keep layers
     in float32 still names them. Notebook 02's troubleshooting explains the line.
     """
-    notice = _EmptyFloat32Notice()
-    logger = logging.getLogger("diffusers.models.modeling_utils")
-    logger.addFilter(notice)
+    with filtered_log("diffusers.models.modeling_utils", _EmptyFloat32Notice()):
+        yield
+
+
+@contextmanager
+def filtered_log(name, log_filter):
+    """Apply `log_filter` to the logger called `name` inside the block only: how the helpers quiet one library notice. Notebook 02."""
+    logger = logging.getLogger(name)
+    logger.addFilter(log_filter)
     try:
         yield
     finally:
-        logger.removeFilter(notice)
+        logger.removeFilter(log_filter)
 
 
 def cache_dir():

@@ -9,14 +9,12 @@ still keeps about 7% of the input, so even then the frames leak through).
 
 import inspect
 import json
-import logging
 import math
 import numbers
 import secrets
 import shlex
 import stat
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,18 +76,12 @@ def save_tiny_upscaler(folder):
     config.write_text(json.dumps({**REAL_SCHEDULER_CONFIG, "_diffusers_version": version}, indent=2) + "\n")
 
 
-@contextmanager
 def _quiet_deprecation():
     # diffusers says on every construction that VideoToVideoSDPipeline gets no more fixes; notebook 11 says it once in words.
     from .pipeline import _DropNotice
+    from .tiny import filtered_log
 
-    notice = _DropNotice("The VideoToVideoSDPipeline has been deprecated")
-    logger = logging.getLogger("diffusers.pipelines.pipeline_utils")
-    logger.addFilter(notice)
-    try:
-        yield
-    finally:
-        logger.removeFilter(notice)
+    return filtered_log("diffusers.pipelines.pipeline_utils", _DropNotice("The VideoToVideoSDPipeline has been deprecated"))
 
 
 def as_upscaler(pipe):
