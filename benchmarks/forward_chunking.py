@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from t2v_helpers.architecture import build_full_size_pipeline
+from t2v_helpers.families.modelscope import build_full_size_pipeline
 from t2v_helpers.bench import _reset_peak_rss, _rss_bytes, machine, save_results
 
 ROUNDS = 5

@@ -122,7 +122,7 @@ def main(argv=None):
     if not chosen:
         sys.exit(f"No notebook in {NOTEBOOKS} starts with {' or '.join(args.only)}.")
 
-    for name, model in t2v.models().items():  # untimed: a learner builds each tiny model once
+    for name, model in t2v.families.models().items():  # untimed: a learner builds each tiny model once
         if model.tiny:
             t2v.model_path(name)
     about = machine()

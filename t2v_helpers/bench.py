@@ -140,7 +140,7 @@ def _load(config):
     import torch
 
     import t2v_helpers as t2v
-    from t2v_helpers.architecture import build_full_size_pipeline
+    from t2v_helpers.families.modelscope import build_full_size_pipeline
     from t2v_helpers.pipeline import place
 
     dtype = getattr(torch, config["dtype"])

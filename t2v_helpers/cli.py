@@ -30,7 +30,8 @@ from .families import families, family_named, family_of, find_model, models
 from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_fast_family, check_style, switch_scheduler
 from .pipeline import check_model, default_model, load_pipeline, model_family
 from .schedulers import check_scheduler_name, scheduler_names
-from .validate import check_output_dir, check_prompt, check_settings, expand_home
+from .generate import check_settings
+from .validate import check_output_dir, check_prompt, expand_home
 
 # Errors whose message already tells the user what to change: print it, no traceback.
 USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError, RAMError)

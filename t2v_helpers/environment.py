@@ -3,6 +3,8 @@
 import platform
 from importlib import metadata
 
+from . import pipeline
+
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "imageio-ffmpeg", "t2v-helpers")
 
 
@@ -32,9 +34,7 @@ def environment_report():
     lines = [f"{name:15} {version}" for name, version in library_versions().items()]
     gpu = gpu_info()
     if gpu is None:
-        from .pipeline import cpu_has_bfloat16
-
-        dtype = "bfloat16 (this CPU has bfloat16 instructions)" if cpu_has_bfloat16() else "float32"
+        dtype = "bfloat16 (this CPU has bfloat16 instructions)" if pipeline.cpu_has_bfloat16() else "float32"
         lines += [
             f"{'GPU':15} no GPU",
             "",

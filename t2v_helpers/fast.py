@@ -17,7 +17,8 @@ import torch
 from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
 from .families import families, family_of, find_model
 from .schedulers import scheduler_name, set_scheduler
-from .tiny import TINY_MODEL_ID, build_once, build_tiny_model, cache_dir
+from .families.modelscope import TINY_MODEL_ID, build_tiny_model
+from .tiny import build_once, cache_dir
 from .validate import check_choice
 
 MCM_REPO = "yhzhai/mcm"
@@ -301,7 +302,7 @@ def make_fast(pipe, style=MCM_STYLES[0], *, source=None, allow_pickle=False, ver
     # (bias="all", lora_bias) and whole modules (modules_to_save), which loading or merging overwrite.
     # Copying all rather than refusing such adapters keeps every adapter peft can merge undoable; for the
     # real UNet in float16 the copy is 2.63 GiB instead of the 2.13 GiB of MCM's layers alone (1.411 B
-    # against 1.142 B values, counted on the meta device from t2v_helpers.architecture.UNET_CONFIG).
+    # against 1.142 B values, counted on the meta device from t2v_helpers.families.modelscope.UNET_CONFIG).
     originals = {key: value.detach().to("cpu", copy=True) for key, value in unet.state_dict().items()}
     try:
         peft_unet = load_lora(unet, source, style, allow_pickle=allow_pickle)

@@ -9,6 +9,8 @@ benchmarks/transformer_memory.py measure real sizes without downloading anything
 
 import torch
 
+from .notices import quiet_empty_float32_notice
+
 
 def materialize(module, dtype, seed=0):
     """Give a module built on the meta device random weights in `dtype`, on the CPU. Notebook 07.
@@ -17,8 +19,6 @@ def materialize(module, dtype, seed=0):
     5.7-billion-parameter encoder never needs a float32 copy; weights shared between layers
     (T5's input embedding) stay shared, as loading a checkpoint keeps them.
     """
-    from .tiny import quiet_empty_float32_notice
-
     with quiet_empty_float32_notice():
         module = module.to(dtype)
     made = {}

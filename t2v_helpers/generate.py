@@ -11,12 +11,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import GPUMemoryError, NonFiniteFramesError
-from .families import denoiser, family_of, lean_vae, model_of, vae_is_lean
+from .errors import GPUMemoryError, NonFiniteFramesError, SettingError
+from .families import denoiser, family_named, family_of, lean_vae, model_of, vae_is_lean
 from .fast import check_fast_settings, fast_record
-from .pipeline import _DropNotice
+from .memory import check_memory
+from .notices import DropNotice
 from .schedulers import scheduler_config_problem, scheduler_name
-from .validate import MAX_SEED, check_settings
+from .validate import (
+    MAX_SEED,
+    MAX_STEPS,
+    check_frames,
+    check_guidance,
+    check_negative_prompt,
+    check_prompt,
+    check_seed,
+    check_size,
+    check_whole_number,
+    is_whole,
+)
 
 
 @dataclass
@@ -123,7 +135,7 @@ def run_pipeline(pipe, steps, seed, on_step, **call):
     own_config = getattr(pipe, "_progress_bar_config", {})
     pipe.set_progress_bar_config(**{**own_config, "disable": True})
     # check_prompt's PromptTooLongWarning already quoted what the encoder cuts: drop diffusers' repeat of it.
-    repeat = _DropNotice("The following part of your input was truncated")
+    repeat = DropNotice("The following part of your input was truncated")
     handlers = logging.getLogger("diffusers").handlers
     for handler in handlers:
         handler.addFilter(repeat)
@@ -152,6 +164,47 @@ def run_pipeline(pipe, steps, seed, on_step, **call):
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return None, message
+
+
+def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None, family=None):
+    """Refuse settings the model cannot take; return them as plain Python values. Notebook 04.
+
+    `pipe` may be None to check before a model is loaded (as the command line does), with
+    `family` (a families.Family, ModelScope's by default) saying whose rules apply; with a
+    pipeline, its family's rules apply: the size must be a multiple of its block size, the
+    frame count of its form, a long prompt warns what is cut, the steps must suit its
+    scheduler, and the predicted memory must fit the machine. `scheduler` names the
+    scheduler when there is no pipeline yet. `height`/`width` None mean the model's own
+    size. Returns a dict of the checked values as int, float and str (numpy numbers and
+    Fractions converted once, here), which callers use from then on.
+    """
+    family = family_of(pipe) if pipe is not None else family or family_named("modelscope")
+    if pipe is not None and getattr(pipe, "text_encoder", True) is None:
+        raise SettingError(
+            "pipe", type(pipe).__name__, "has no text encoder (text_encoding.encode_then_free freed it), so it cannot read a prompt",
+            "a pipeline with its text encoder", "pipe(**embeddings, ...) with the embeddings encode_then_free returned, or t2v.load_pipeline again",
+        )
+    tokenizer = getattr(pipe, "tokenizer", None)
+    checked = {"prompt": check_prompt(prompt, "prompt", tokenizer, family.max_tokens)}
+    checked["negative_prompt"] = check_negative_prompt(negative_prompt, tokenizer, family.max_tokens)
+    name = scheduler or (scheduler_name(pipe) if pipe is not None else None)
+    limits = family.step_limits
+    limit = limits.get(name, MAX_STEPS)
+    if name in limits and is_whole(steps) and steps > limit:
+        allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (its most: more steps fail, give NaN frames, or pass the model's training steps)"
+        raise SettingError("steps", steps, "is more than this scheduler can take", allowed, f"steps={limit}")
+    checked["steps"] = check_whole_number("steps", steps, 1, limit, min(family.steps, limit))
+    checked["frames"] = check_frames(frames, family)
+    # The VAE shrinks frames 8x (and Wan's and CogVideoX's transformers take 2x2 patches of that); 8 also keeps H.264's even sizes.
+    multiple = max(8, family.size_multiple)
+    for key, value in (("height", height), ("width", width)):
+        default = getattr(family.models[0], key)
+        checked[key] = None if value is None else check_size(key, value, multiple, default)
+    checked["guidance"] = check_guidance(guidance, family.guidance)
+    checked["seed"] = check_seed(seed)
+    if checked["height"] and checked["width"]:
+        check_memory(pipe, checked["frames"], checked["height"], checked["width"])
+    return checked
 
 
 def generate(

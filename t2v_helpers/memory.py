@@ -10,12 +10,14 @@ benchmarks/results/cpu-transformer-memory.json): CPU and GPU kernels keep differ
 temporary buffers, so the prediction carries a margin.
 """
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import torch
 
+from .errors import SettingError
+from .families import Family, Profile, denoiser, family_named, family_of, model_of, vae_is_lean
 from .validate import MAX_FRAMES, MAX_SIZE, check_bytes, check_choice, check_dtype, check_flag, check_whole_number
 
 GIB = 2**30
@@ -97,56 +99,6 @@ def calibrate_profile(results, profile, family):
     return per_token, a1 / (h * w) - per_frame_pixel * f1, per_frame_pixel
 
 
-@dataclass(frozen=True)
-class Profile:
-    """What a family's full-size model needs in memory, as data: each family file's `memory=`. Notebook 07.
-
-    `parts()` builds the text encoder, the denoiser and the VAE (float32; `parameters` calls
-    it on the meta device, so nothing is allocated). `tokens(frames, height, width)` is the
-    number of positions the denoiser works on for one video; `per_token` its activation
-    bytes per position per byte of dtype, for one video of the batch. `vae(frames, height,
-    width, slicing)` is the decode's activation bytes per byte of the VAE's dtype. The
-    coefficients come from CPU measurements in the results file `source`.
-    """
-
-    parts: Callable
-    denoiser: str  # the key of the denoiser in parts(): "unet" or "transformer"
-    tokens: Callable
-    per_token: float
-    vae: Callable
-    guidance_batch: int = 2  # videos per denoiser call with guidance: 1 where prompt and negative prompt run as two calls
-    float32_parts: tuple = ()  # parts kept in float32 whatever the dtype
-    source: str = ""
-
-
-def latent_tokens(frames, height, width, *, frames_per_latent=1, pixels_per_token=8, extra=0):
-    """Positions a denoiser works on for one video: latent frames x rows x columns of tokens, plus `extra`. Notebook 07.
-
-    ModelScope's UNet: every frame, 8x8 pixels a position. Wan and CogVideoX: the first frame
-    and each next 4 make a latent frame, and 2x2 patches of 8x8-pixel latents make a token
-    (16x16 pixels); CogVideoX adds its 226 text tokens to the same sequence.
-    """
-    return ((frames - 1) // frames_per_latent + 1) * (height // pixels_per_token) * (width // pixels_per_token) + extra
-
-
-def chunked_vae(per_pixel, per_frame_pixel, tile, tiled_per_pixel=None):
-    """The decode activations of a video VAE that decodes a few frames at a time, for a Profile's `vae`. Notebook 07.
-
-    A fixed cost per pixel of what it decodes at once (the frame, or one `tile` (height,
-    width) when lean decoding, tiling, is on; `tiled_per_pixel` where a tile costs another
-    amount per pixel than a whole frame), plus the decoded frames it gathers, per pixel of
-    every frame. Returns vae(frames, height, width, lean) in bytes per byte of dtype.
-    """
-
-    def vae(frames, height, width, lean):
-        # A frame no larger than one tile is decoded whole, tiling or not (diffusers' VAEs tile only larger frames).
-        tiled = lean and (height > tile[0] or width > tile[1])
-        at_once = (tiled_per_pixel or per_pixel) * min(height, tile[0]) * min(width, tile[1]) if tiled else per_pixel * height * width
-        return at_once + per_frame_pixel * frames * height * width
-
-    return vae
-
-
 @lru_cache(maxsize=None)
 def _meta_parts(profile):
     # Shapes only: on the meta device the full-size parts take no memory.
@@ -167,8 +119,6 @@ def parameters(profile):
 
 def profile_of(family=None):
     """The memory Profile of `family`: a Family, its name, or a Profile itself; None means ModelScope. Notebook 07."""
-    from .families import Family, family_named
-
     if isinstance(family, Profile):
         return family
     found = family if isinstance(family, Family) else family_named(family or "modelscope")
@@ -230,9 +180,7 @@ def _settings(family, frames, height, width):
     # family's default model's; a bare Profile has no defaults.
     model = None
     if not isinstance(family, Profile):
-        from .families import Family, family_named
-
-        model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
+            model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
     for name, value, low, high in (("frames", frames, 1, MAX_FRAMES), ("height", height, 8, MAX_SIZE), ("width", width, 8, MAX_SIZE)):
         if value is not None:
             check_whole_number(name, value, low, high, getattr(model, name) if model else low)
@@ -325,3 +273,55 @@ def choose_offload(free, family=None, **settings):
     if not chosen.fits:
         reason += ". Even this may not fit: use fewer frames or a smaller size"
     return chosen.mode, reason + ".", predictions
+
+
+def available_memory(pipe):
+    """Bytes the run can still use: free GPU memory on a GPU, else the system's available memory; None if unknown. Notebook 07."""
+    runtime = getattr(pipe, "t2v_runtime", None)
+    if runtime is not None and runtime.device == "cuda":
+        return torch.cuda.mem_get_info(0)[0]
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(pipe, frames, height, width):
+    """Refuse frames and sizes whose predicted peak memory (t2v_helpers.memory) is well over what this machine has. Notebook 07.
+
+    The prediction describes the full-size model, so the built-in tiny model is not held to it.
+    Refused when what the run adds (the peak less the weights already loaded) is over 1.5 times the
+    available memory: the estimate carries its own
+    margin, and a little over may still run (slowly, swapping); far over cannot.
+    """
+    if pipe is None or model_of(pipe).tiny:
+        return
+    free = available_memory(pipe)
+    if not free:
+        return
+    runtime = getattr(pipe, "t2v_runtime", None)
+    mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
+    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=vae_is_lean(pipe))
+
+    def needed(frames):
+        # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
+        prediction = predict(mode, frames=frames, family=family_of(pipe), **options)
+        return prediction.peak - (prediction.weights if mode == "none" else 0)
+
+    if needed(frames) <= 1.5 * free:
+        return
+    fitting = [f for f in range(frames - 1, 0, -1) if family_of(pipe).check_frames(f) and needed(f) <= free]
+    where = "GPU" if runtime and runtime.device == "cuda" else "computer"
+    allowed = f"settings whose predicted peak fits the {free / GIB:.1f} GiB this {where} has free"
+    problem = f"at {width}x{height} needs about {needed(frames) / GIB:.1f} GiB more by t2v_helpers.memory's estimate, far over what is free"
+    if fitting:
+        raise SettingError("frames", frames, problem, allowed, f"frames={fitting[0]}")
+    model = model_of(pipe)
+    raise SettingError("frames", frames, problem, allowed, f"height={model.height}, width={model.width} (the model's own size)")

@@ -2,11 +2,9 @@
 
 import inspect
 import json
-import logging
 import numbers
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +12,12 @@ import torch
 
 from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, RAMError, SettingError, shorten
 from .families import families, family_named, lean_vae, family_of_class, family_of_folder, find_model, models
+from .notices import quiet_loading
 from .tiny import build_tiny
 from .schedulers import scheduler_config_problem
-from .validate import available_memory, check_choice, check_dtype, is_finite_number
+from . import memory
+from .memory import available_memory
+from .validate import check_choice, check_dtype, is_finite_number
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
 OFFLOAD_MODES = ("auto", "model", "sequential", "none")
@@ -70,10 +71,9 @@ def choose_runtime(offload="auto", dtype=None, model=None):
         name = torch.cuda.get_device_name(0)
         if offload != "auto":
             return Runtime("cuda", dtype, offload, f"CUDA GPU found ({name}): {str(dtype)[6:]} weights, offload={offload!r} as asked.")
-        from .memory import choose_offload, gpu_memory
 
-        free, total = gpu_memory()
-        mode, why, _ = choose_offload(free, family=model.family, dtype=dtype, frames=model.frames, height=model.height, width=model.width)
+        free, total = memory.gpu_memory()  # through the module, so that tests can stand in a GPU
+        mode, why, _ = memory.choose_offload(free, family=model.family, dtype=dtype, frames=model.frames, height=model.height, width=model.width)
         return Runtime("cuda", dtype, mode, f"CUDA GPU found ({name}, {total / 2**30:.0f} GiB): {str(dtype)[6:]} weights, {why}")
     if offload in ("model", "sequential"):
         raise SettingError(
@@ -159,9 +159,8 @@ def ram_needed(model, dtype):
     family = family_named(listed.family) if listed else None
     if listed is None or listed.tiny or family.memory is None:
         return None
-    from .memory import weight_bytes
 
-    weights = weight_bytes(dtype, family)
+    weights = memory.weight_bytes(dtype, family)
     return {part: weights[part] for part in ("text_encoder", family.memory.denoiser, "vae")}
 
 
@@ -331,42 +330,7 @@ def _not_available_message(model_id, error, tiny="tiny"):
     )
 
 
-class _DropNotice(logging.Filter):
-    def __init__(self, start):
-        super().__init__()
-        self.start = start
-
-    def filter(self, record):
-        return not record.getMessage().startswith(self.start)
-
-
-@contextmanager
-def _quiet_loading():
-    """Hide diffusers' and transformers' loading bars and the TextToVideoSDPipeline deprecation notice.
-
-    Notebook 02 explains the notice in words; other warnings still show. Download bars
-    (huggingface_hub) still show too, since a first download takes minutes.
-    """
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    bars = [(library, library.is_progress_bar_enabled()) for library in (diffusers_logging, transformers_logging)]
-    notice = _DropNotice("The TextToVideoSDPipeline has been deprecated")
-    logger = logging.getLogger("diffusers.pipelines.pipeline_utils")
-    logger.addFilter(notice)
-    diffusers_logging.disable_progress_bar()
-    # transformers' own switch would also turn huggingface_hub's download bars off; its flag alone does not.
-    transformers_logging._tqdm_active = False
-    try:
-        yield
-    finally:
-        logger.removeFilter(notice)
-        if bars[0][1]:
-            diffusers_logging.enable_progress_bar()
-        transformers_logging._tqdm_active = bars[1][1]
-
-
-@_quiet_loading()
+@quiet_loading()
 def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=True, verbose=True, allow_pickle=False):
     """Load the pipeline the way the article does, with the current argument names. Notebook 02.
 

@@ -8,7 +8,6 @@ still keeps about 7% of the input, so even then the frames leak through).
 """
 
 import inspect
-import json
 import math
 import numbers
 import secrets
@@ -22,9 +21,10 @@ import torch
 
 from .errors import GPUMemoryError, SettingError, shorten
 from .families import family_of, family_of_class, model_of
-from .generate import VideoResult, _check_finite, _memory_kind, leaner_settings, run_pipeline
+from .notices import quiet_deprecation
+from .generate import VideoResult, check_settings, _check_finite, _memory_kind, leaner_settings, run_pipeline
 from .schedulers import scheduler_name
-from .validate import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, check_path_text, check_settings
+from .validate import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, check_path_text
 from .video import sidecar_prompt, to_uint8
 
 UPSCALER = "zeroscope-xl"
@@ -54,36 +54,6 @@ def upscaled_size(height, width, pipe):
     return max(8, int(height * scale) // 8 * 8), max(8, int(width * scale) // 8 * 8)
 
 
-def save_tiny_upscaler(folder):
-    """Write a tiny random video-to-video model into `folder`, laid out like zeroscope_v2_XL. Notebook 11.
-
-    The parts are the tiny ModelScope model's (t2v_helpers.tiny); its model_index.json names
-    VideoToVideoSDPipeline, as the real repository's does, and its weights are float16 in
-    files without a variant suffix, as the real ones are.
-    """
-    from diffusers import VideoToVideoSDPipeline
-
-    from .tiny import REAL_SCHEDULER_CONFIG, _components, _tokenizer, quiet_empty_float32_notice
-
-    folder = Path(folder)
-    with _quiet_deprecation():
-        pipe = VideoToVideoSDPipeline(tokenizer=_tokenizer(), **_components())
-    with quiet_empty_float32_notice():
-        pipe.to(torch.float16)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    config = folder / "scheduler" / "scheduler_config.json"
-    version = json.loads(config.read_text())["_diffusers_version"]
-    config.write_text(json.dumps({**REAL_SCHEDULER_CONFIG, "_diffusers_version": version}, indent=2) + "\n")
-
-
-def _quiet_deprecation():
-    # diffusers says on every construction that VideoToVideoSDPipeline gets no more fixes; notebook 11 says it once in words.
-    from .pipeline import _DropNotice
-    from .tiny import filtered_log
-
-    return filtered_log("diffusers.pipelines.pipeline_utils", _DropNotice("The VideoToVideoSDPipeline has been deprecated"))
-
-
 def as_upscaler(pipe):
     """A VideoToVideoSDPipeline sharing `pipe`'s parts (no second copy in memory), placed as `pipe` was. Notebook 11.
 
@@ -107,7 +77,7 @@ def as_upscaler(pipe):
         shown = type(pipe).__name__ if parts is not None else pipe
         raise SettingError("pipe", shown, f"does not have the parts of a VideoToVideoSDPipeline ({', '.join(sorted(needed))})",
                            "an upscaler from load_upscaler(), a ModelScope-family pipeline, or a model name", "load_upscaler('zeroscope-xl')")
-    with _quiet_deprecation():
+    with quiet_deprecation("VideoToVideoSDPipeline"):
         upscaler = upscaler_class(**pipe.components)
     runtime = getattr(pipe, "t2v_runtime", None)
     if runtime is not None and runtime.offload == "model":

@@ -42,18 +42,18 @@ def is_finite_number(value):
         return False
 
 
-def _is_whole(value):
+def is_whole(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _what_is_wrong(value, whole):
-    if _is_whole(value):
+    if is_whole(value):
         return "is out of range"
     if isinstance(value, str):
         return "is text, not a number"
     if _as_number(value) is None:
         return "is not a number"
-    if whole and not _is_whole(value):
+    if whole and not is_whole(value):
         return "is not a whole number"
     return "is out of range"
 
@@ -70,7 +70,7 @@ def check_choice(name, value, choices, default=None, problem="is not one of the 
 
 def check_whole_number(name, value, low, high, default):
     """Return `value` as an int if it is a whole number from `low` to `high`, else raise SettingError. Notebook 04."""
-    if _is_whole(value) and low <= value <= high:
+    if is_whole(value) and low <= value <= high:
         return int(value)
     number = _as_number(value)
     nearest = default if number is None else min(high, max(low, round(number)))
@@ -172,7 +172,7 @@ def check_negative_prompt(negative_prompt, tokenizer=None, limit=None):
 def check_size(name, value, multiple=8, default=256):
     """Return `value` if it is a positive multiple of `multiple` up to 4096, else suggest the nearest. Notebook 04."""
     top = MAX_SIZE - MAX_SIZE % multiple
-    if _is_whole(value) and multiple <= value <= top and value % multiple == 0:
+    if is_whole(value) and multiple <= value <= top and value % multiple == 0:
         return int(value)
     number = _as_number(value)
     nearest = min(top, max(multiple, round((default if number is None else number) / multiple) * multiple))
@@ -199,7 +199,7 @@ def check_seed(seed):
     """Return `seed` as an int (None stays None: a random seed), else raise SettingError. Notebook 04."""
     if seed is None:
         return None
-    if _is_whole(seed) and 0 <= seed <= MAX_SEED:
+    if is_whole(seed) and 0 <= seed <= MAX_SEED:
         return int(seed)
     number = _as_number(seed)
     nearest = 0 if number is None else min(MAX_SEED, max(0, int(number)))
@@ -281,63 +281,6 @@ def check_output_dir(folder, name="out_dir", create=False):
     return folder
 
 
-def available_memory(pipe):
-    """Bytes the run can still use: free GPU memory on a GPU, else the system's available memory; None if unknown. Notebook 07."""
-    runtime = getattr(pipe, "t2v_runtime", None)
-    if runtime is not None and runtime.device == "cuda":
-        import torch
-
-        return torch.cuda.mem_get_info(0)[0]
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_memory(pipe, frames, height, width):
-    """Refuse frames and sizes whose predicted peak memory (t2v_helpers.memory) is well over what this machine has. Notebook 07.
-
-    The prediction describes the full-size model, so the built-in tiny model is not held to it.
-    Refused when what the run adds (the peak less the weights already loaded) is over 1.5 times the
-    available memory: the estimate carries its own
-    margin, and a little over may still run (slowly, swapping); far over cannot.
-    """
-    from .families import denoiser, family_of, model_of, vae_is_lean
-    from .memory import GIB, predict
-
-    if pipe is None or model_of(pipe).tiny:
-        return
-    free = available_memory(pipe)
-    if not free:
-        return
-    runtime = getattr(pipe, "t2v_runtime", None)
-    mode = runtime.offload if runtime and runtime.offload in ("none", "model", "sequential") else "none"
-    options = dict(height=height, width=width, dtype=denoiser(pipe).dtype, vae_slicing=vae_is_lean(pipe))
-
-    def needed(frames):
-        # The loaded weights already sit in memory (and are not in `free`), except what offload moves in.
-        prediction = predict(mode, frames=frames, family=family_of(pipe), **options)
-        return prediction.peak - (prediction.weights if mode == "none" else 0)
-
-    if needed(frames) <= 1.5 * free:
-        return
-    fitting = [f for f in range(frames - 1, 0, -1) if family_of(pipe).check_frames(f) and needed(f) <= free]
-    where = "GPU" if runtime and runtime.device == "cuda" else "computer"
-    allowed = f"settings whose predicted peak fits the {free / GIB:.1f} GiB this {where} has free"
-    problem = f"at {width}x{height} needs about {needed(frames) / GIB:.1f} GiB more by t2v_helpers.memory's estimate, far over what is free"
-    if fitting:
-        raise SettingError("frames", frames, problem, allowed, f"frames={fitting[0]}")
-    model = model_of(pipe)
-    raise SettingError("frames", frames, problem, allowed, f"height={model.height}, width={model.width} (the model's own size)")
-
-
 def nearest_frames(family, number=None):
     """The frame count closest to `number` that `family` makes and the helpers take (the family's default for None). Notebook 09.
 
@@ -362,7 +305,7 @@ def check_frames(frames, family):
     most = nearest_frames(family, MAX_FRAMES)
     form = f"of the form {step}k+1 " if step > 1 else ""
     allowed = f"a whole number {form}from 1 to {most}, such as {family.models[0].frames}"
-    if not (_is_whole(frames) and 1 <= frames <= MAX_FRAMES):
+    if not (is_whole(frames) and 1 <= frames <= MAX_FRAMES):
         number = _as_number(frames)
         suggestion = nearest_frames(family, number)
         raise SettingError("frames", frames, _what_is_wrong(frames, True), allowed, f"frames={suggestion}")
@@ -374,47 +317,3 @@ def check_frames(frames, family):
     else:
         problem = f"is not {step}k+1 for {family.name} ({family.frames_why})"
     raise SettingError("frames", frames, problem, allowed, f"frames={nearest_frames(family, frames)}")
-
-
-def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt=None, scheduler=None, family=None):
-    """Refuse settings the model cannot take; return them as plain Python values. Notebook 04.
-
-    `pipe` may be None to check before a model is loaded (as the command line does), with
-    `family` (a families.Family, ModelScope's by default) saying whose rules apply; with a
-    pipeline, its family's rules apply: the size must be a multiple of its block size, the
-    frame count of its form, a long prompt warns what is cut, the steps must suit its
-    scheduler, and the predicted memory must fit the machine. `scheduler` names the
-    scheduler when there is no pipeline yet. `height`/`width` None mean the model's own
-    size. Returns a dict of the checked values as int, float and str (numpy numbers and
-    Fractions converted once, here), which callers use from then on.
-    """
-    from .families import family_named, family_of
-    from .schedulers import scheduler_name
-
-    family = family_of(pipe) if pipe is not None else family or family_named("modelscope")
-    if pipe is not None and getattr(pipe, "text_encoder", True) is None:
-        raise SettingError(
-            "pipe", type(pipe).__name__, "has no text encoder (text_encoding.encode_then_free freed it), so it cannot read a prompt",
-            "a pipeline with its text encoder", "pipe(**embeddings, ...) with the embeddings encode_then_free returned, or t2v.load_pipeline again",
-        )
-    tokenizer = getattr(pipe, "tokenizer", None)
-    checked = {"prompt": check_prompt(prompt, "prompt", tokenizer, family.max_tokens)}
-    checked["negative_prompt"] = check_negative_prompt(negative_prompt, tokenizer, family.max_tokens)
-    name = scheduler or (scheduler_name(pipe) if pipe is not None else None)
-    limits = family.step_limits
-    limit = limits.get(name, MAX_STEPS)
-    if name in limits and _is_whole(steps) and steps > limit:
-        allowed = f"a whole number from 1 up to {limit} with scheduler {name!r} (its most: more steps fail, give NaN frames, or pass the model's training steps)"
-        raise SettingError("steps", steps, "is more than this scheduler can take", allowed, f"steps={limit}")
-    checked["steps"] = check_whole_number("steps", steps, 1, limit, min(family.steps, limit))
-    checked["frames"] = check_frames(frames, family)
-    # The VAE shrinks frames 8x (and Wan's and CogVideoX's transformers take 2x2 patches of that); 8 also keeps H.264's even sizes.
-    multiple = max(8, family.size_multiple)
-    for key, value in (("height", height), ("width", width)):
-        default = getattr(family.models[0], key)
-        checked[key] = None if value is None else check_size(key, value, multiple, default)
-    checked["guidance"] = check_guidance(guidance, family.guidance)
-    checked["seed"] = check_seed(seed)
-    if checked["height"] and checked["width"]:
-        check_memory(pipe, checked["frames"], checked["height"], checked["width"])
-    return checked

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import t2v_helpers as t2v
-from t2v_helpers.architecture import PUBLISHED_PARAMETERS, UNET_CONFIG, build_full_size_pipeline, full_size_parameters
-from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+from t2v_helpers.families.modelscope import PUBLISHED_PARAMETERS, UNET_CONFIG, build_full_size_pipeline, full_size_parameters
+from t2v_helpers.families.modelscope import REAL_SCHEDULER_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import t2v_helpers as t2v
-from t2v_helpers import cli, validate
+from t2v_helpers import cli, memory, validate
 from t2v_helpers.errors import BadModelError, GPUMemoryError, NonFiniteFramesError, PromptTooLongWarning, SettingError
 from t2v_helpers.pipeline import check_model
 from t2v_helpers.schedulers import SCHEDULERS, STEP_LIMITS
@@ -393,7 +393,7 @@ def test_other_runtime_errors_are_not_called_out_of_memory(pipe, monkeypatch):
 
 
 def test_settings_the_machine_cannot_hold_are_refused_with_the_estimate(pipe, monkeypatch):
-    monkeypatch.setattr(validate, "available_memory", lambda pipe: 16 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda pipe: 16 * 2**30)
     monkeypatch.setattr(pipe, "t2v_model_id", t2v.MODEL_ID)
     monkeypatch.setattr(pipe.unet, "forward", lambda *a, **k: pytest.fail("the model ran"))
     with pytest.raises(SettingError) as caught:
@@ -411,12 +411,12 @@ def test_settings_the_machine_cannot_hold_are_refused_with_the_estimate(pipe, mo
 
 
 def test_the_tiny_model_is_not_held_to_the_full_models_estimate(pipe, monkeypatch):
-    monkeypatch.setattr(validate, "available_memory", lambda pipe: 8 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda pipe: 8 * 2**30)
     t2v.check_settings(pipe, "a cat", 2, 64, 256, 256, 9.0, 0)
 
 
 def test_available_memory_reads_the_machine():
-    free = validate.available_memory(None)
+    free = memory.available_memory(None)
     assert free is None or 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

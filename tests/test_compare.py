@@ -104,7 +104,7 @@ def test_table_counts_real_unet_calls_and_times_each_run(pipe):
         assert result.settings["scheduler"] == row["scheduler"] and result.seed == comparison.seed == 0
     assert comparison.titles == [f"{name}\n{STEPS} steps" for name in ("ddim", "heun", "pndm")]
     assert comparison.grid.shape[0] == SMALL["frames"]
-    table = t2v.format_table(rows)
+    table = t2v.compare.format_table(rows)
     assert table.splitlines()[0] == "| scheduler | steps | UNet calls | batch per call | wall time (s) | s per step |"
     assert f"| heun | {STEPS} | {2 * STEPS - 1} | 2 |" in table
 
@@ -122,9 +122,9 @@ def test_no_guidance_means_one_row_per_unet_call(pipe):
 
 
 def test_unet_calls_of_the_default_runs_at_their_real_step_counts(pipe):
-    comparison = t2v.compare_schedulers(pipe, "a red fox", t2v.DEFAULT_RUNS, **SMALL)
+    comparison = t2v.compare_schedulers(pipe, "a red fox", t2v.compare.DEFAULT_RUNS, **SMALL)
     counted = {(r["scheduler"], r["steps"]): r["unet_calls"] for r in comparison.rows}
-    print("\n" + t2v.format_table(comparison.rows))
+    print("\n" + t2v.compare.format_table(comparison.rows))
     assert counted == {
         ("ddim", 50): 50,
         ("dpm", 25): 25,

@@ -40,15 +40,15 @@ def test_predicted_clean_inverts_the_training_noise_formula(pipe):
 def test_fast_preview_maps_each_channel_to_its_colour():
     latents = torch.zeros(4, 3, 2, 2)
     latents[2] = 1.0  # only channel 2
-    frames = t2v.preview_latents(latents, scale=4)
+    frames = t2v.denoise.preview_latents(latents, scale=4)
     assert frames.shape == (3, 8, 8, 3) and frames.dtype == np.float32
     assert np.allclose(frames, (LATENT_TO_RGB[2].numpy() + 1) / 2)
-    assert t2v.preview_latents(torch.full((4, 1, 2, 2), 50.0)).max() == 1.0  # clipped to 0..1
-    assert np.array_equal(t2v.preview_latents(latents[None]), t2v.preview_latents(latents))  # the pipeline's batch of one
+    assert t2v.denoise.preview_latents(torch.full((4, 1, 2, 2), 50.0)).max() == 1.0  # clipped to 0..1
+    assert np.array_equal(t2v.denoise.preview_latents(latents[None]), t2v.denoise.preview_latents(latents))  # the pipeline's batch of one
     with pytest.raises(ValueError, match="latents='a tensor of shape \\(3, 2, 2\\)' is not one video's latents"):
-        t2v.preview_latents(latents[0])
+        t2v.denoise.preview_latents(latents[0])
     with pytest.raises(ValueError, match="scale=0"):
-        t2v.preview_latents(latents, scale=0)
+        t2v.denoise.preview_latents(latents, scale=0)
 
 
 def test_views_at_chosen_steps_match_the_video_size(pipe):

@@ -25,7 +25,7 @@ STEPS = 2
 def small(pipe):
     """The smallest settings that still show what differs: 2 steps, the fewest frames above one of
     the family's form (2 for ModelScope, 5 for Wan), the smallest size of its blocks from 32 up."""
-    family = t2v.family_of(pipe)
+    family = t2v.families.family_of(pipe)
     size = -(-32 // family.size_multiple) * family.size_multiple
     return dict(steps=STEPS, frames=1 + family.frame_step, height=size, width=size, seed=3)
 
@@ -40,12 +40,12 @@ def tiny(request):
 
 @pytest.fixture
 def pipe(tiny):
-    t2v.set_scheduler(tiny, t2v.family_of(tiny).default_scheduler)
+    t2v.set_scheduler(tiny, t2v.families.family_of(tiny).default_scheduler)
     return tiny
 
 
 def test_load_pipeline_gives_the_familys_pipeline_and_generate_its_videos(pipe):
-    family, model = t2v.family_of(pipe), t2v.model_of(pipe)
+    family, model = t2v.families.family_of(pipe), t2v.families.model_of(pipe)
     assert type(pipe).__name__ == family.pipeline and model.tiny and model.family == family.name
     settings = small(pipe)
     result = t2v.generate(pipe, PROMPT, **settings)
@@ -60,13 +60,13 @@ def test_a_saved_video_plays_at_the_familys_rate(pipe, tmp_path):
     result = t2v.generate(pipe, PROMPT, **small(pipe))
     saved = t2v.save_video(result, tmp_path)
     sidecar = json.loads(saved.sidecar.read_text())
-    assert sidecar["fps"] == t2v.family_of(pipe).fps and sidecar["frame_count"] == len(result.frames)
+    assert sidecar["fps"] == t2v.families.family_of(pipe).fps and sidecar["frame_count"] == len(result.frames)
     assert saved.mp4.stat().st_size > 0
 
 
 def test_every_scheduler_of_the_family_is_set_and_makes_a_video(pipe):
     names = t2v.scheduler_names(pipe)
-    assert names == list(t2v.family_of(pipe).schedulers) and t2v.family_of(pipe).default_scheduler in names
+    assert names == list(t2v.families.family_of(pipe).schedulers) and t2v.families.family_of(pipe).default_scheduler in names
     for name in names:
         t2v.set_scheduler(pipe, name)
         assert t2v.scheduler_name(pipe) == name
@@ -92,8 +92,8 @@ def test_the_scheduler_grid_compares_the_familys_schedulers(pipe, tmp_path):
     # in one batch of two (ModelScope, CogVideoX) or in two calls (Wan).
     assert all(row["unet_calls"] * row["unet_batch"] >= 2 * STEPS for row in comparison.rows)
     assert comparison.grid.shape[0] == settings["frames"]
-    assert comparison.settings["fps"] == t2v.family_of(pipe).fps
-    assert json.loads(t2v.save_comparison(comparison, tmp_path, gif=False).sidecar.read_text())["fps"] == t2v.family_of(pipe).fps
+    assert comparison.settings["fps"] == t2v.families.family_of(pipe).fps
+    assert json.loads(t2v.save_comparison(comparison, tmp_path, gif=False).sidecar.read_text())["fps"] == t2v.families.family_of(pipe).fps
     runs = t2v.compare.default_runs(pipe)
     assert runs and all(name in t2v.scheduler_names(pipe) for name, _ in runs)
 
@@ -146,11 +146,11 @@ def test_fast_previews_of_any_layout_keep_their_colours_from_step_to_step(pipe):
     again = t2v.views_at_steps(pipe, captured, [1, STEPS])[0][1]
     assert np.array_equal(first, again)  # one set of colours for a run, whichever steps are shown
     with pytest.raises(ValueError, match="is not one video's latents"):
-        t2v.preview_latents(captured.latents[-1][0], pipe=pipe)
+        t2v.denoise.preview_latents(captured.latents[-1][0], pipe=pipe)
 
 
 def test_the_studio_starts_at_the_models_defaults_and_makes_a_video(pipe, tmp_path):
-    family, model = t2v.family_of(pipe), t2v.model_of(pipe)
+    family, model = t2v.families.family_of(pipe), t2v.families.model_of(pipe)
     defaults = t2v.Studio(pipe, tmp_path / "defaults")
     expected = dict(steps=family.steps, frames=model.frames, guidance=family.guidance, scheduler=family.default_scheduler,
                     height=model.height, width=model.width, fps=family.fps)
@@ -171,7 +171,7 @@ def test_the_studio_starts_at_the_models_defaults_and_makes_a_video(pipe, tmp_pa
 
 
 def test_frames_the_family_cannot_make_are_refused_in_the_studio(pipe, tmp_path):
-    family = t2v.family_of(pipe)
+    family = t2v.families.family_of(pipe)
     if family.frame_step == 1:
         pytest.skip(f"{family.name} makes any number of frames")
     studio = t2v.Studio(pipe, tmp_path / "outputs", **{k: v for k, v in small(pipe).items() if k != "seed"})
@@ -196,7 +196,7 @@ def checked(argv):
 
 
 def test_the_command_lines_defaults_are_the_models(pipe, tmp_path):
-    family, model = t2v.family_of(pipe), t2v.model_of(pipe)
+    family, model = t2v.families.family_of(pipe), t2v.families.model_of(pipe)
     args = checked(["a cat", "--model", model.name, "--out", str(tmp_path)])
     assert (args.steps, args.frames, args.scheduler) == (family.steps, model.frames, family.default_scheduler)
     assert cli.guidance(args) == family.guidance
@@ -207,7 +207,7 @@ def test_the_command_lines_defaults_are_the_models(pipe, tmp_path):
 
 
 def test_the_command_line_makes_a_video_with_the_model(pipe, tmp_path, monkeypatch, capsys):
-    model = t2v.model_of(pipe)
+    model = t2v.families.model_of(pipe)
     asked = []
     monkeypatch.setattr(cli, "load_pipeline", lambda name, **options: asked.append(name) or pipe)  # loaded once, above
     settings = small(pipe)
@@ -215,13 +215,13 @@ def test_the_command_line_makes_a_video_with_the_model(pipe, tmp_path, monkeypat
     assert asked == [model.name]
     (sidecar,) = tmp_path.glob("*.json")
     info = json.loads(sidecar.read_text())
-    assert info["frame_count"] == settings["frames"] and info["fps"] == t2v.family_of(pipe).fps
-    assert info["settings"]["model"] == model.name and info["settings"]["scheduler"] == t2v.family_of(pipe).default_scheduler
+    assert info["frame_count"] == settings["frames"] and info["fps"] == t2v.families.family_of(pipe).fps
+    assert info["settings"]["model"] == model.name and info["settings"]["scheduler"] == t2v.families.family_of(pipe).default_scheduler
     assert "Wrote" in capsys.readouterr().out
 
 
 def test_bad_frames_for_the_family_are_exit_2_naming_the_rule_before_loading(pipe, tmp_path, monkeypatch, capsys):
-    family, model = t2v.family_of(pipe), t2v.model_of(pipe)
+    family, model = t2v.families.family_of(pipe), t2v.families.model_of(pipe)
     monkeypatch.setattr(cli, "load_pipeline", lambda *a, **k: pytest.fail("loaded the model"))
     bad, rule = (2, f"is not {family.frame_step}k+1") if family.frame_step > 1 else (0, "is out of range")
     with pytest.raises(SystemExit) as stop:
@@ -231,7 +231,7 @@ def test_bad_frames_for_the_family_are_exit_2_naming_the_rule_before_loading(pip
 
 
 def test_few_step_mode_is_refused_clearly_where_the_family_has_none(pipe, tmp_path, monkeypatch, capsys):
-    family, model = t2v.family_of(pipe), t2v.model_of(pipe)
+    family, model = t2v.families.family_of(pipe), t2v.families.model_of(pipe)
     if "lcm" in family.schedulers:
         pytest.skip(f"{family.name} has few-step mode (tests/test_fast.py)")
     with pytest.raises(SettingError, match=f"is a {family.name} model, and few-step mode"):
@@ -244,7 +244,7 @@ def test_few_step_mode_is_refused_clearly_where_the_family_has_none(pipe, tmp_pa
 
 
 def test_the_benchmark_measures_the_tiny_model(pipe, tmp_path):
-    model = t2v.model_of(pipe)
+    model = t2v.families.model_of(pipe)
     settings = small(pipe)
     config = dict(model=model.name, device="cpu", dtype="float32", offload="none", vae_slicing=True,
                   frames=settings["frames"], size=settings["height"], steps=STEPS)

@@ -78,13 +78,13 @@ from dataclasses import replace
 
 from t2v_helpers.families import Model
 from t2v_helpers.families.modelscope import FAMILY as MODELSCOPE
-from t2v_helpers.tiny import _save_model
+from t2v_helpers.families.modelscope import _save_tiny_model
 
 
 def build(folder):
     import json
 
-    _save_model(folder)
+    _save_tiny_model(folder)
     index = json.loads((folder / "model_index.json").read_text())
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "ToyVideoPipeline"}))
 

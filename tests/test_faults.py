@@ -135,7 +135,7 @@ def test_retry_leaner_gives_up_after_one_retry(pipe, reference, monkeypatch):
 # --- no GPU -------------------------------------------------------------------------------------
 
 def test_without_a_gpu_one_line_says_so_with_the_time_per_step(capsys):
-    if t2v.gpu_info():
+    if t2v.environment.gpu_info():
         pytest.skip("a CUDA GPU is visible")
     pipe = t2v.load_pipeline("tiny")
     assert "No CUDA GPU: running on the CPU" in capsys.readouterr().out
@@ -362,6 +362,6 @@ def test_the_short_video_check_reports_how_many_frames_were_written(tmp_path, mo
     short_video(tmp_path, monkeypatch, frame_bytes=16 * 16 * 3)
     frames = np.zeros((8, 16, 16, 3), np.uint8)
     with pytest.raises(VideoExportError, match=r"holds 2 of 8 frames\), so nothing was saved as clip\.mp4"):
-        t2v.write_mp4(frames, tmp_path / "clip.mp4")
+        t2v.video.write_mp4(frames, tmp_path / "clip.mp4")
     assert not (tmp_path / "clip.mp4").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg"], "a temporary file was left behind"

@@ -79,7 +79,7 @@ def test_one_bar_of_our_own_and_none_from_diffusers(tiny_pipe, capsys, monkeypat
     lines = notebook_view(printed.out)
     bars = [line for line in lines if "step" in line and "|" in line]
     assert len(bars) == 1 and "100%" in bars[0] and "3/3" in bars[0], lines  # no bar left behind at 0% or midway
-    if t2v.gpu_info() is None:
+    if t2v.environment.gpu_info() is None:
         assert len(lines) == 2 and lines[0].startswith("No GPU, so this runs on the CPU"), lines  # the notice, once, above the bar
     assert tiny_pipe._progress_bar_config == {"desc": "kept"}, "the pipeline's own bar settings are given back"
 

@@ -198,7 +198,7 @@ def test_the_pinned_peft_adapts_conv3d():
 def test_mcm_targets_match_no_conv3d_of_the_unet():
     import torch
 
-    from t2v_helpers.architecture import build_full_size_pipeline
+    from t2v_helpers.families.modelscope import build_full_size_pipeline
     from t2v_helpers.fast import MCM_TARGET_SUFFIXES
 
     unet = build_full_size_pipeline(torch.bfloat16, empty=True).unet

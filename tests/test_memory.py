@@ -19,7 +19,7 @@ def simulate_gpu(monkeypatch, total_gb, used=CONTEXT):
 
 
 def test_weights_are_exact_parameter_bytes():
-    counts = t2v.architecture.full_size_parameters()
+    counts = t2v.families.modelscope.full_size_parameters()
     assert memory.weight_bytes(torch.float16)["unet"] == 2 * counts["unet"]
     assert memory.weight_bytes(torch.float32)["vae"] == 4 * counts["vae"]
     assert memory.weight_bytes(torch.bfloat16)["text_encoder"] == 2 * counts["text_encoder"]
@@ -129,7 +129,7 @@ def test_cpu_auto_is_still_none(monkeypatch):
 def _modelscope_before(mode, frames, height, width, dtype, vae_slicing, guidance):
     # memory.predict of commit 7fc66b3, written out with its coefficients.
     size = torch.empty(0, dtype=dtype).element_size()
-    w = {k: v * size for k, v in t2v.architecture.full_size_parameters().items()}
+    w = {k: v * size for k, v in t2v.families.modelscope.full_size_parameters().items()}
     unet = int(15400 * (2 if guidance else 1) * frames * (height // 8) * (width // 8) * size)
     one_frame = 4570 * height * width * size
     vae = int(one_frame if vae_slicing else max(one_frame, 874 * frames * height * width * size))
@@ -333,7 +333,7 @@ def test_auto_on_a_t4_takes_model_offload_for_wan_and_cogvideox(monkeypatch):
     # At their default videos with lean (tiled) decoding: the peak with model offload is the text
     # encoder on its own (UMT5-XXL 12.5 GiB, T5-XXL 10.7 GiB in float16), which fits a T4.
     simulate_gpu(monkeypatch, 15)
-    wan_runtime = t2v.choose_runtime(model=t2v.find_model("wan"))
+    wan_runtime = t2v.choose_runtime(model=t2v.families.find_model("wan"))
     assert wan_runtime.offload == "model" and "81 frames of 832x480" in wan_runtime.reason
     cog_runtime = t2v.choose_runtime(model=family_named("cogvideox").models[0])
     assert cog_runtime.offload == "model" and "may not fit" not in cog_runtime.reason

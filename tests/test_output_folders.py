@@ -105,7 +105,7 @@ def test_png_frames_are_never_written_through_a_link_at_the_frames_name(tmp_path
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "frames").symlink_to(elsewhere)
     with pytest.raises(FileExistsError):
-        t2v.write_png_frames(result().frames, tmp_path / "out" / "frames")
+        t2v.video.write_png_frames(result().frames, tmp_path / "out" / "frames")
     assert not list(elsewhere.iterdir())
 
 
@@ -141,7 +141,7 @@ def test_a_tilde_in_out_dir_is_the_home_folder(tmp_path, monkeypatch):
     saved = t2v.save_video(result(), "~/vids")
     assert saved.mp4.parent == home / "vids" and saved.mp4.is_file()
     assert not (cwd / "~").exists()
-    assert t2v.write_mp4(result().frames, "~/clip.mp4") == home / "clip.mp4"
+    assert t2v.video.write_mp4(result().frames, "~/clip.mp4") == home / "clip.mp4"
 
 
 def test_a_tilde_in_out_is_the_home_folder_on_the_command_line(tmp_path, monkeypatch, capsys):

@@ -157,7 +157,7 @@ FIGURES = [
 
 
 def _parameters(*parts):
-    from t2v_helpers.architecture import full_size_parameters
+    from t2v_helpers.families.modelscope import full_size_parameters
 
     counts = full_size_parameters()
     return sum(counts[p] for p in parts or ("unet", "text_encoder", "vae"))
@@ -168,7 +168,7 @@ def _strength_one_mix(part):
     import torch
     from diffusers import DPMSolverMultistepScheduler
 
-    from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+    from t2v_helpers.families.modelscope import REAL_SCHEDULER_CONFIG
 
     scheduler = DPMSolverMultistepScheduler.from_config(REAL_SCHEDULER_CONFIG)  # notebook 11 sets "dpm"
     scheduler.set_timesteps(40)

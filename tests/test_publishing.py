@@ -62,9 +62,9 @@ def test_saving_works_where_hard_links_do_not_exist(no_hard_links, tmp_path):
     assert Image.open(first.gif).n_frames == 4 and len(list(first.frames_dir.iterdir())) == 4
     assert json.loads(first.sidecar.read_text())["files"]["mp4"] == first.mp4.name
     with pytest.raises(FileExistsError):
-        t2v.write_mp4(fox().frames, first.mp4)
+        t2v.video.write_mp4(fox().frames, first.mp4)
     with pytest.raises(FileExistsError):
-        t2v.write_png_frames(fox().frames, first.frames_dir)
+        t2v.video.write_png_frames(fox().frames, first.frames_dir)
     assert {p: p.read_bytes() for p in before} == before
     assert hidden(tmp_path) == []
 
@@ -106,7 +106,7 @@ def test_a_dangling_link_at_the_target_is_never_written_through(suffix, tmp_path
     saved = t2v.save_video(fox(), out, gif=True, png_frames=True)
     assert saved.mp4.name == "a-red-fox-seed0-2.mp4"
     assert list(outside.iterdir()) == [] and link.is_symlink()
-    direct = {".mp4": t2v.write_mp4, ".gif": t2v.write_gif, "_frames": t2v.write_png_frames}
+    direct = {".mp4": t2v.video.write_mp4, ".gif": t2v.video.write_gif, "_frames": t2v.video.write_png_frames}
     if suffix in direct:
         with pytest.raises(FileExistsError):
             direct[suffix](fox().frames, link)
@@ -308,7 +308,7 @@ BAD = {
 
 @pytest.mark.parametrize("make, says", BAD.values(), ids=list(BAD))
 def test_frames_that_cannot_make_a_video_are_refused_with_what_to_pass(make, says, tmp_path):
-    for write in (lambda f: save_frames(f, tmp_path, "clip", {}, gif=True), lambda f: t2v.write_gif(f, tmp_path / "x.gif")):
+    for write in (lambda f: save_frames(f, tmp_path, "clip", {}, gif=True), lambda f: t2v.video.write_gif(f, tmp_path / "x.gif")):
         with pytest.raises(SettingError) as caught:
             write(make())
         message = str(caught.value)
@@ -405,7 +405,7 @@ def test_a_users_empty_folder_named_like_a_reservation_is_never_removed(tmp_path
     temporary.mkdir()
     (temporary / "frame_000.png").write_bytes(b"x")
     Path("holiday_frames").mkdir()
-    t2v.write_gif(np.zeros((2, 8, 8, 3)), "other.gif")
+    t2v.video.write_gif(np.zeros((2, 8, 8, 3)), "other.gif")
     assert Path("holiday_frames").is_dir()
 
 
@@ -427,7 +427,7 @@ def test_a_reservation_whose_move_fails_is_removed_again(no_hard_links, tmp_path
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(VideoExportError):
-        t2v.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / "clip.gif")
+        t2v.video.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / "clip.gif")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -443,10 +443,10 @@ def test_the_cli_says_what_to_change_when_the_link_fails(tmp_path):
 
 
 def test_a_long_name_is_saved_and_a_too_long_one_says_use_a_shorter_name(tmp_path):
-    saved = t2v.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / ("a" * 240 + ".gif"))
+    saved = t2v.video.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / ("a" * 240 + ".gif"))
     assert saved.name == "a" * 240 + ".gif" and hidden(tmp_path) == []
     with pytest.raises(VideoExportError, match="shorter name"):
-        t2v.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / ("b" * 300 + ".gif"))
+        t2v.video.write_gif(np.zeros((2, 8, 8, 3)), tmp_path / ("b" * 300 + ".gif"))
     assert hidden(tmp_path) == []
 
 
@@ -457,7 +457,7 @@ def test_a_write_only_folder_is_saved_into_without_sweeping(tmp_path):
     folder.mkdir()
     folder.chmod(0o333)
     try:
-        assert t2v.write_gif(np.zeros((2, 8, 8, 3)), folder / "clip.gif").name == "clip.gif"
+        assert t2v.video.write_gif(np.zeros((2, 8, 8, 3)), folder / "clip.gif").name == "clip.gif"
     finally:
         folder.chmod(0o755)
 
@@ -490,7 +490,7 @@ def test_torch_tensors_are_taken_as_frames(make, tmp_path):
     torch = pytest.importorskip("torch")
     frames = make(torch)
     assert t2v.video.to_uint8(frames).dtype == np.uint8
-    assert t2v.write_gif(frames, tmp_path / "clip.gif").exists()
+    assert t2v.video.write_gif(frames, tmp_path / "clip.gif").exists()
 
 
 def test_frames_numpy_cannot_convert_get_what_to_pass():
@@ -525,7 +525,7 @@ def no_inodes_left(tmp_path):
 def test_a_folder_with_no_inodes_left_says_the_disk_is_full(no_inodes_left):
     before = sorted(p.name for p in no_inodes_left.iterdir())
     with pytest.raises(VideoExportError, match="disk is full"):
-        t2v.write_gif(np.zeros((2, 8, 8, 3)), no_inodes_left / "clip.gif")
+        t2v.video.write_gif(np.zeros((2, 8, 8, 3)), no_inodes_left / "clip.gif")
     assert sorted(p.name for p in no_inodes_left.iterdir()) == before
 
 

@@ -10,8 +10,8 @@ import logging
 
 import torch
 
-from t2v_helpers.architecture import build_full_size_pipeline
-from t2v_helpers.tiny import quiet_empty_float32_notice
+from t2v_helpers.families.modelscope import build_full_size_pipeline
+from t2v_helpers.notices import quiet_empty_float32_notice
 
 NOTICE = "should be kept in float32"
 

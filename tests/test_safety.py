@@ -150,12 +150,12 @@ def test_slug_of_any_text_is_a_short_safe_name():
     @checks
     @given(st.text())
     def check(text):
-        stem = t2v.slug(text)
+        stem = t2v.video.slug(text)
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*|video", stem) and len(stem) <= 40
 
     check()
     for text in HOSTILE:
-        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*|video", t2v.slug(text)) and len(t2v.slug(text)) <= 40
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*|video", t2v.video.slug(text)) and len(t2v.video.slug(text)) <= 40
 
 
 def save_and_check(prompt, root):

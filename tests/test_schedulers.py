@@ -35,7 +35,7 @@ def test_names_are_case_insensitive(tiny_pipe):
 
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError) as error:
-        t2v.check_scheduler_name("eulr")
+        t2v.schedulers.check_scheduler_name("eulr")
     assert "'euler'" in str(error.value) and "eulr" in str(error.value)
 
 
@@ -59,7 +59,7 @@ def test_the_timesteps_notebook_03_explains(tiny_pipe):
     """Which timesteps from_config(ddim.config) gives: the config file names no timestep_spacing, so DPM keeps its own."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+    from t2v_helpers.families.modelscope import REAL_SCHEDULER_CONFIG
 
     real_ddim = DDIMScheduler.from_config(REAL_SCHEDULER_CONFIG)
     tiny_ddim = tiny_pipe.scheduler

@@ -15,7 +15,7 @@ from diffusers import DiffusionPipeline
 from safetensors.torch import load_file
 
 import t2v_helpers as t2v
-from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+from t2v_helpers.families.modelscope import REAL_SCHEDULER_CONFIG
 
 
 def test_laid_out_like_the_real_repository():
@@ -217,11 +217,11 @@ def test_without_an_atomic_swap_a_rebuild_still_ends_whole(tmp_path, monkeypatch
 def test_an_installed_wheel_carries_the_vocabulary_and_its_licence(tmp_path, installed_wheel):
     data = installed_wheel / "t2v_helpers" / "data"
     assert {"bpe_simple_vocab_16e6.txt.gz", "CLIP_BPE_LICENSE"} <= {p.name for p in data.iterdir()}
-    code = "import t2v_helpers.tiny as tiny; print(tiny.__file__); print(len(tiny._tokenizer()))"
+    code = "import t2v_helpers.families.modelscope as ms; print(ms.__file__); print(len(ms._tokenizer()))"
     env = {**os.environ, "PYTHONPATH": str(installed_wheel)}
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split("\n")[:2] == [str(installed_wheel / "t2v_helpers" / "tiny.py"), "49408"]
+    assert run.stdout.split("\n")[:2] == [str(installed_wheel / "t2v_helpers" / "families" / "modelscope.py"), "49408"]
 
 
 def test_the_scheduler_config_names_only_what_the_real_file_names(tmp_path):
@@ -234,7 +234,7 @@ def test_the_scheduler_config_names_only_what_the_real_file_names(tmp_path):
 
     folder = t2v.build_tiny_model(tmp_path / "tiny")
     saved = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    assert {k: v for k, v in saved.items() if k != "_diffusers_version"} == t2v.tiny.REAL_SCHEDULER_CONFIG
+    assert {k: v for k, v in saved.items() if k != "_diffusers_version"} == t2v.families.modelscope.REAL_SCHEDULER_CONFIG
     pipe = t2v.load_pipeline(str(folder), verbose=False)
     dpm = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     dpm.set_timesteps(25)

@@ -1,6 +1,6 @@
 """A tiny model stands in for its real model at the real model's own shapes (issue 22).
 
-Each tiny copy in t2v.models() runs one step at the default height, width and frame count of
+Each tiny copy in t2v.families.models() runs one step at the default height, width and frame count of
 the real checkpoint it stands in for, so a learner without a GPU runs the real code path at the
 lesson's real settings (its position tables as long as the real model's). A new family's tiny
 model is tested here without a line changing, provided it is named after its real model

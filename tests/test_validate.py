@@ -139,7 +139,7 @@ def test_fps_is_checked_before_any_file_is_written(tmp_path):
         with pytest.raises(SettingError, match=r"^fps="):
             t2v.save_video(result, tmp_path / "out", fps=fps)
         with pytest.raises(SettingError, match=r"^fps="):
-            t2v.write_gif(result.frames, tmp_path / "x.gif", fps=fps)
+            t2v.video.write_gif(result.frames, tmp_path / "x.gif", fps=fps)
     assert list(tmp_path.rglob("*")) == []
 
 
@@ -186,10 +186,10 @@ def test_a_prompt_within_77_tokens_does_not_warn(pipe):
 @pytest.mark.parametrize(
     "check, name, typo, meant",
     [
-        (t2v.check_scheduler_name, "scheduler", "dmp", "dpm"),
-        (t2v.check_scheduler_name, "scheduler", "Euler A", "euler-a"),
-        (t2v.check_scheduler_name, "scheduler", "dpm++ karras", "dpm++2m-karras"),
-        (t2v.check_scheduler_name, "scheduler", "uni_pc", "unipc"),
+        (t2v.schedulers.check_scheduler_name, "scheduler", "dmp", "dpm"),
+        (t2v.schedulers.check_scheduler_name, "scheduler", "Euler A", "euler-a"),
+        (t2v.schedulers.check_scheduler_name, "scheduler", "dpm++ karras", "dpm++2m-karras"),
+        (t2v.schedulers.check_scheduler_name, "scheduler", "uni_pc", "unipc"),
         (t2v.choose_runtime, "offload", "sequental", "sequential"),
         (t2v.choose_runtime, "offload", "modle", "model"),
         (t2v.choose_runtime, "offload", "no", "none"),
@@ -211,7 +211,7 @@ def test_every_unknown_choice_is_refused_with_a_real_choice_to_try(name, value):
     choices = t2v.scheduler_names() if name == "scheduler" else list(t2v.OFFLOAD_MODES)
     if isinstance(value, str) and value.strip().lower() in choices:
         return
-    check = t2v.check_scheduler_name if name == "scheduler" else t2v.choose_runtime
+    check = t2v.schedulers.check_scheduler_name if name == "scheduler" else t2v.choose_runtime
     with pytest.raises(SettingError) as caught:
         check(value)
     assert_helpful(caught.value, name)
@@ -220,7 +220,7 @@ def test_every_unknown_choice_is_refused_with_a_real_choice_to_try(name, value):
 
 
 def test_model_or_sequential_offload_without_a_gpu_says_to_use_auto():
-    if t2v.gpu_info():
+    if t2v.environment.gpu_info():
         pytest.skip("a CUDA GPU is visible, so these offload modes are allowed")
     for mode in ("model", "sequential"):
         with pytest.raises(SettingError) as caught:
@@ -233,7 +233,7 @@ def test_model_or_sequential_offload_without_a_gpu_says_to_use_auto():
 
 def test_writing_into_a_folder_that_does_not_exist_is_refused(tmp_path):
     frames = np.zeros((2, 16, 16, 3), np.float32)
-    for write in (t2v.write_mp4, t2v.write_gif):
+    for write in (t2v.video.write_mp4, t2v.video.write_gif):
         with pytest.raises(SettingError) as caught:
             write(frames, tmp_path / "missing" / "video.mp4")
         assert_helpful(caught.value, "folder of path")
@@ -339,7 +339,7 @@ def test_the_command_line_refuses_bad_settings_before_loading_the_model(argv, sa
 # --- issue 19: a suggested frame count passes every check ------------------------------------------------------
 
 from t2v_helpers.families import Family, families, family_named  # noqa: E402
-from t2v_helpers.validate import check_settings  # noqa: E402
+from t2v_helpers.generate import check_settings  # noqa: E402
 
 BAD_FRAMES = [0, -5, 1025, 1026, 2000, 10**9, 16.5, "17", float("nan"), float("inf"), True, None, *range(2, 130)]
 

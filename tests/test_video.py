@@ -33,7 +33,7 @@ def test_mp4_is_h264_yuv420p_at_8_fps_with_every_frame(result, tmp_path):
 
 
 def test_other_fps_is_honoured(result, tmp_path):
-    meta, count = probe(t2v.write_mp4(result.frames, tmp_path / "a.mp4", fps=12))
+    meta, count = probe(t2v.video.write_mp4(result.frames, tmp_path / "a.mp4", fps=12))
     assert (meta["fps"], count) == (12, 10)
 
 
@@ -51,9 +51,9 @@ def test_nothing_is_overwritten(result, tmp_path):
     assert second.gif.name == "spiderman-is-surfing-seed42-2.gif"
     assert {p: p.read_bytes() for p in before} == before
     with pytest.raises(FileExistsError):
-        t2v.write_mp4(result.frames, first.mp4)
+        t2v.video.write_mp4(result.frames, first.mp4)
     with pytest.raises(FileExistsError):
-        t2v.write_gif(result.frames, first.gif)
+        t2v.video.write_gif(result.frames, first.gif)
     assert first.mp4.read_bytes() == before[first.mp4]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 

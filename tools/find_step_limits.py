@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from t2v_helpers.schedulers import SCHEDULERS
-from t2v_helpers.tiny import REAL_SCHEDULER_CONFIG
+from t2v_helpers.families.modelscope import REAL_SCHEDULER_CONFIG
 
 MOST = 1000  # the model's training steps: no scheduler is offered more
 

@@ -95,6 +95,56 @@ class Family:
         return (half - 1) // self.frame_step * self.frame_step + 1
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What a family's full-size model needs in memory, as data: each family file's `memory=`. Notebook 07.
+
+    `parts()` builds the text encoder, the denoiser and the VAE (float32; `parameters` calls
+    it on the meta device, so nothing is allocated). `tokens(frames, height, width)` is the
+    number of positions the denoiser works on for one video; `per_token` its activation
+    bytes per position per byte of dtype, for one video of the batch. `vae(frames, height,
+    width, slicing)` is the decode's activation bytes per byte of the VAE's dtype. The
+    coefficients come from CPU measurements in the results file `source`.
+    """
+
+    parts: Callable
+    denoiser: str  # the key of the denoiser in parts(): "unet" or "transformer"
+    tokens: Callable
+    per_token: float
+    vae: Callable
+    guidance_batch: int = 2  # videos per denoiser call with guidance: 1 where prompt and negative prompt run as two calls
+    float32_parts: tuple = ()  # parts kept in float32 whatever the dtype
+    source: str = ""
+
+
+def latent_tokens(frames, height, width, *, frames_per_latent=1, pixels_per_token=8, extra=0):
+    """Positions a denoiser works on for one video: latent frames x rows x columns of tokens, plus `extra`. Notebook 07.
+
+    ModelScope's UNet: every frame, 8x8 pixels a position. Wan and CogVideoX: the first frame
+    and each next 4 make a latent frame, and 2x2 patches of 8x8-pixel latents make a token
+    (16x16 pixels); CogVideoX adds its 226 text tokens to the same sequence.
+    """
+    return ((frames - 1) // frames_per_latent + 1) * (height // pixels_per_token) * (width // pixels_per_token) + extra
+
+
+def chunked_vae(per_pixel, per_frame_pixel, tile, tiled_per_pixel=None):
+    """The decode activations of a video VAE that decodes a few frames at a time, for a Profile's `vae`. Notebook 07.
+
+    A fixed cost per pixel of what it decodes at once (the frame, or one `tile` (height,
+    width) when lean decoding, tiling, is on; `tiled_per_pixel` where a tile costs another
+    amount per pixel than a whole frame), plus the decoded frames it gathers, per pixel of
+    every frame. Returns vae(frames, height, width, lean) in bytes per byte of dtype.
+    """
+
+    def vae(frames, height, width, lean):
+        # A frame no larger than one tile is decoded whole, tiling or not (diffusers' VAEs tile only larger frames).
+        tiled = lean and (height > tile[0] or width > tile[1])
+        at_once = (tiled_per_pixel or per_pixel) * min(height, tile[0]) * min(width, tile[1]) if tiled else per_pixel * height * width
+        return at_once + per_frame_pixel * frames * height * width
+
+    return vae
+
+
 def legacy_callback(fn):
     """Keyword arguments for pipelines with the old `callback(step, timestep, latents)` (ModelScope). Notebook 04."""
     return {"callback": lambda step, timestep, latents: fn(latents)}

@@ -11,8 +11,7 @@ from functools import partial
 from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
 import torch
 
-from ..memory import Profile, chunked_vae, latent_tokens
-from . import Family, Model, step_end_callback
+from . import Family, Model, Profile, chunked_vae, latent_tokens, step_end_callback
 
 # The default id. THUDM renamed its Hugging Face organisation to zai-org; both names reach the
 # same repository (the same 20 commits, last "Upload VAE in fp32 (#13)", 1137dac), and the diffusers

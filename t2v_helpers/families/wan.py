@@ -19,8 +19,7 @@ from functools import lru_cache, partial
 import torch
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
-from ..memory import Profile, chunked_vae, latent_tokens
-from . import Family, Model, step_end_callback
+from . import Family, Model, Profile, chunked_vae, latent_tokens, step_end_callback
 
 REPOSITORY = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 
