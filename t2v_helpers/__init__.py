@@ -22,9 +22,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # Notebook 07's modules load on first use (t2v.bench, t2v.memory), so that
-    # `python -m t2v_helpers.bench` does not import its own module twice.
-    if name in ("architecture", "bench", "memory"):
+    # Notebook 07's modules load on first use (t2v.measured, t2v.memory).
+    if name in ("architecture", "measured", "memory"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
