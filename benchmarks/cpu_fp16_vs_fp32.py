@@ -17,7 +17,8 @@ import torch
 from diffusers import DiffusionPipeline
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import OUT_DIR, _load_average, machine, save_results
+
+from bench import OUT_DIR, load_average, machine, save_results
 
 DTYPES = ("float32", "float16", "bfloat16")
 SETTING = dict(num_inference_steps=2, num_frames=8, height=128, width=128)
@@ -39,7 +40,7 @@ def main(argv=None):
         pipes[name]("a cat", output_type="np", generator=torch.Generator().manual_seed(0), **SETTING)
         return time.perf_counter() - start
 
-    load_before = _load_average()
+    load_before = load_average()
     for name in DTYPES:  # warm-up: the first call pays for one-time set-up
         call(name)
     times = {name: [] for name in DTYPES}
@@ -54,7 +55,7 @@ def main(argv=None):
         setting=dict(model="tiny", prompt="a cat", output_type="np", **SETTING),
         method=f"1 warm-up call per dtype, then {args.runs} rounds of one call per dtype in turn; seconds per call",
         load_before=load_before,
-        load_after=_load_average(),
+        load_after=load_average(),
         times_s=times,
         median_s=median,
         spread_s={name: [min(runs), max(runs)] for name, runs in times.items()},

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from t2v_helpers.families.modelscope import build_full_size_pipeline
-from t2v_helpers.bench import _reset_peak_rss, _rss_bytes, machine, save_results
+
+from bench import machine, reset_peak_rss, rss_bytes, save_results
 
 ROUNDS = 5
 FRAMES, SIZE = 8, 128  # an eighth of the lesson's 16 frames of 256 x 256, so that 12 calls fit in minutes on 2 cores
@@ -30,11 +31,11 @@ def one_call(unet, chunking, latents, embeddings):
         unet.enable_forward_chunking(chunk_size=1, dim=1)
     else:
         unet.disable_forward_chunking()
-    _reset_peak_rss()
+    reset_peak_rss()
     start = time.perf_counter()
     with torch.inference_mode():
         unet(latents, 999, encoder_hidden_states=embeddings, return_dict=False)
-    return time.perf_counter() - start, _rss_bytes("VmHWM")
+    return time.perf_counter() - start, rss_bytes("VmHWM")
 
 
 def main():

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import _load_average, machine
+
+from bench import load_average, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -61,7 +62,7 @@ def time_notebook(path):
         shutil.copytree(NOTEBOOKS, work)
         command = ["nice", sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                    f"--ExecutePreprocessor.timeout={TIMEOUT_S}", "--output-dir", str(Path(scratch) / "executed"), path.name]
-        load_before = _load_average()
+        load_before = load_average()
         cpu_before = _children_cpu_seconds()
         start = time.perf_counter()
         done = subprocess.run(command, cwd=work, env=learner_environment(Path(scratch) / "outputs"), capture_output=True, text=True)
@@ -73,7 +74,7 @@ def time_notebook(path):
         "ok": done.returncode == 0,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_before": load_before,
-        "load_average_after": _load_average(),
+        "load_average_after": load_average(),
     }
     if done.returncode:
         entry["error"] = done.stderr[-2000:]

@@ -15,7 +15,8 @@ from datetime import date
 import torch
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import machine, save_results
+
+from bench import machine, save_results
 
 REPEATS = 7
 SIZES = ((8, 32), (16, 256))  # (frames, pixels a side)

@@ -4,7 +4,7 @@
 
 Each encoder runs in its own fresh process, one after the other, never both at once. The
 process builds the encoder on the meta device (shapes only) from its family's config,
-gives it random bfloat16 weights in place (no float32 copy, t2v_helpers.full_size), encodes one prompt padded to the length its pipeline
+gives it random bfloat16 weights in place (no float32 copy, full_size.py), encodes one prompt padded to the length its pipeline
 uses (512 tokens for Wan, 226 for CogVideoX), puts it in its diffusers pipeline (the
 other parts left out) and frees it there with t2v_helpers.text_encoding.free_text_encoder,
 the step `encode_then_free` ends with. It records the peak RSS (resident set size: the RAM
@@ -37,15 +37,16 @@ def child(name):
     import diffusers
     import torch
 
-    from t2v_helpers.bench import _reset_peak_rss, _rss_bytes
     from t2v_helpers.families import family_named
-    from t2v_helpers.full_size import materialize
     from t2v_helpers.memory import profile_of
     from t2v_helpers.text_encoding import free_text_encoder
 
+    from bench import reset_peak_rss, rss_bytes
+    from full_size import materialize
+
     family = family_named(ENCODERS[name])
     tokens = family.max_tokens  # the length its pipeline pads every prompt to
-    result = dict(encoder=name, dtype=DTYPE, prompt_tokens=tokens, rss_before_load=_rss_bytes("VmRSS"))
+    result = dict(encoder=name, dtype=DTYPE, prompt_tokens=tokens, rss_before_load=rss_bytes("VmRSS"))
     start = time.perf_counter()
     with torch.device("meta"):
         encoder = profile_of(family).parts()["text_encoder"]
@@ -53,23 +54,23 @@ def child(name):
     result.update(
         load_s=time.perf_counter() - start,
         parameters=sum(p.numel() for p in encoder.parameters()),
-        rss_after_load=_rss_bytes("VmRSS"),
-        peak_rss_load=_rss_bytes("VmHWM"),
+        rss_after_load=rss_bytes("VmRSS"),
+        peak_rss_load=rss_bytes("VmHWM"),
     )
-    _reset_peak_rss()
+    reset_peak_rss()
     ids = torch.randint(0, encoder.config.vocab_size, (1, tokens), generator=torch.Generator().manual_seed(0))
     mask = (torch.arange(tokens) < PROMPT_TOKENS).long()[None]
     start = time.perf_counter()
     with torch.inference_mode():
         embeddings = encoder(ids, mask).last_hidden_state
-    result.update(encode_s=time.perf_counter() - start, embeddings_shape=list(embeddings.shape), peak_rss_encode=_rss_bytes("VmHWM"))
+    result.update(encode_s=time.perf_counter() - start, embeddings_shape=list(embeddings.shape), peak_rss_encode=rss_bytes("VmHWM"))
     pipeline = getattr(diffusers, family.pipeline)
     others = [n for n in inspect.signature(pipeline.__init__).parameters if n not in ("self", "text_encoder")]
     pipe = pipeline(text_encoder=encoder, **dict.fromkeys(others))
     del encoder  # the pipeline holds the only reference, as after loading
-    result["rss_before_free"] = _rss_bytes("VmRSS")
+    result["rss_before_free"] = rss_bytes("VmRSS")
     free_text_encoder(pipe)
-    result["rss_after_free"] = _rss_bytes("VmRSS")
+    result["rss_after_free"] = rss_bytes("VmRSS")
     return result
 
 
@@ -89,7 +90,7 @@ def run(name):
 
 
 def main(names):
-    from t2v_helpers.bench import machine, save_results
+    from bench import machine, save_results
 
     runs = []
     for name in names:

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import OUT_DIR, machine, save_results
 from t2v_helpers.video import to_uint8
+
+from bench import OUT_DIR, machine, save_results
 
 VIDEO = dict(steps=4, frames=16, height=256, width=256, seed=0)
 

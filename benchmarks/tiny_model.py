@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import OUT_DIR, _load_average, machine, save_results
+
+from bench import OUT_DIR, load_average, machine, save_results
 
 VIDEO = dict(steps=25, frames=16, height=256, width=256)
 
@@ -27,7 +28,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the JSON file")
     args = parser.parse_args(argv)
 
-    load_before = _load_average()
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as scratch:
         builds, size = [], None
         for i in range(args.runs + 1):
@@ -52,7 +53,7 @@ def main(argv=None):
         video=dict(prompt="Spiderman is surfing", scheduler="dpm", **VIDEO),
         method=f"1 untimed build and video first, then {args.runs} of each; seconds",
         load_before=load_before,
-        load_after=_load_average(),
+        load_after=load_average(),
         size_mb=size / 1e6,
         build_s=builds,
         build_median_s=statistics.median(builds),

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/transformer_memory.py
 
 Each measurement runs in its own fresh process: it builds one part on the meta device from
-its real config (its family's memory profile), gives it random weights in place (t2v_helpers.full_size), makes random
+its real config (its family's memory profile), gives it random weights in place (full_size.py), makes random
 inputs of a small latent size, and records the RSS (resident set size) after that and the
 peak RSS (VmHWM) during one call. Peak minus RSS before the call is the activation memory,
 from which t2v_helpers.memory.calibrate_profile derives the coefficients of each family's
@@ -46,9 +46,10 @@ TEXT_TOKENS = {"wan": 512, "cogvideox": 226}  # prompt embeddings each pipeline 
 def child(family, part, dtype, frames, height, width):
     import torch
 
-    from t2v_helpers.bench import _reset_peak_rss, _rss_bytes
-    from t2v_helpers.full_size import materialize
     from t2v_helpers.memory import profile_of
+
+    from bench import reset_peak_rss, rss_bytes
+    from full_size import materialize
 
     dtype = getattr(torch, dtype)
     start = time.perf_counter()
@@ -68,19 +69,19 @@ def child(family, part, dtype, frames, height, width):
         call = lambda: module.decode(latents, return_dict=False)  # noqa: E731
     result = dict(
         family=family, part=part, dtype=str(dtype)[6:], latent_frames=frames, latent_height=height, latent_width=width,
-        parameters=sum(p.numel() for p in module.parameters()), load_s=time.perf_counter() - start, rss_before_call=_rss_bytes("VmRSS"),
+        parameters=sum(p.numel() for p in module.parameters()), load_s=time.perf_counter() - start, rss_before_call=rss_bytes("VmRSS"),
     )
-    _reset_peak_rss()
+    reset_peak_rss()
     start = time.perf_counter()
     with torch.inference_mode():
         out = call()[0]
-    result.update(call_s=time.perf_counter() - start, peak_rss_call=_rss_bytes("VmHWM"), output_shape=list(out.shape))
+    result.update(call_s=time.perf_counter() - start, peak_rss_call=rss_bytes("VmHWM"), output_shape=list(out.shape))
     result["activation_bytes"] = result["peak_rss_call"] - result["rss_before_call"]
     return result
 
 
 def main():
-    from t2v_helpers.bench import machine, save_results
+    from bench import machine, save_results
 
     runs = []
     for spec in RUNS:
@@ -105,7 +106,7 @@ def main():
         machine=machine(),
         notes=[
             "CPU figures: CUDA kernels keep different temporary buffers, so t2v_helpers.memory keeps a margin on top of what these give.",
-            "Random weights of the real shapes (each family's profile builds its parts; t2v_helpers.full_size fills them); one call per fresh process; batch 1; "
+            "Random weights of the real shapes (each family's profile builds its parts; full_size.py fills them); one call per fresh process; batch 1; "
             "activation_bytes = peak RSS during the call (VmHWM, reset just before) - RSS before it.",
             "Transformers: prompt embeddings of the length each pipeline passes (Wan 512 tokens, CogVideoX 226). "
             "VAEs: one decode of the whole latent video, Wan's in float32 as its pipeline keeps it.",

@@ -16,8 +16,9 @@ from datetime import date
 from pathlib import Path
 
 import t2v_helpers as t2v
-from t2v_helpers.bench import machine, save_results
 from t2v_helpers.upscale import load_upscaler, steps_run, upscale
+
+from bench import machine, save_results
 
 ROUNDS = 5
 FRAMES, STEPS, STRENGTH = 8, 5, 0.6

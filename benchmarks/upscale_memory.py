@@ -11,9 +11,10 @@ VAE encoding of the input frames. Writes benchmarks/results/upscale-memory.json 
 
 from datetime import date
 
-from t2v_helpers.bench import save_results
 from t2v_helpers.families import find_model
 from t2v_helpers.memory import GIB, MARGIN_BYTES, MARGIN_FRACTION, MODES_FASTEST_FIRST, T4_FREE, choose_offload, fits, predict
+
+from bench import save_results
 
 FREE_GIB = T4_FREE / GIB  # the lessons' one figure for what a T4 has free
 

@@ -25,7 +25,7 @@ measured, fast) -> the core (generate, video, publish, environment, pipeline, sc
 validate) -> families -> tiny, notices, errors.
 """
 
-from . import families, memory, pipeline, text_encoding, upscale, video
+from . import families, measured, memory, pipeline, text_encoding, upscale, video
 from .compare import compare_schedulers, count_unet_calls, save_comparison, save_grid, show_table, tile_videos
 from .denoise import capture_denoising, decode_latents, pick_steps, preview_costs, views_at_steps
 from .environment import environment_report, library_versions

@@ -60,7 +60,7 @@ def calibrate(results):
     """
     runs = [r for r in results["runs"] if r["model"] == "full" and "error" not in r]
     if not any(r["dtype"] == "float32" for r in runs):
-        raise ValueError("results hold no successful full-size float32 run; run `python -m t2v_helpers.bench --set full`")
+        raise ValueError("results hold no successful full-size float32 run; run `python benchmarks/bench.py --set full`")
     unet, sliced, unsliced = [], [], []
     for r in runs:
         size = torch.empty(0, dtype=getattr(torch, r["dtype"])).element_size()

@@ -1,22 +1,27 @@
-"""The benchmark command: a smoke run on the tiny pipeline (no timing assertions) and the committed results."""
+"""The benchmark command (benchmarks/bench.py): a smoke run on the tiny pipeline (no timing assertions) and the committed results (t2v_helpers.measured)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import bench  # benchmarks/bench.py: pyproject.toml puts benchmarks/ on pytest's sys.path
 import t2v_helpers as t2v
-from t2v_helpers import bench
+from t2v_helpers import measured
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(model="tiny", device="cpu", dtype="float32", offload="none", frames=4, size=32, steps=2)
 
 
 def test_command_writes_json_and_markdown(tmp_path):
+    # PYTHONPATH: the command measures this checkout's package, as `PYTHONPATH=. python benchmarks/bench.py` does.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(
-        [sys.executable, "-m", "t2v_helpers.bench", "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((tmp_path / "cpu-tiny.json").read_text())
@@ -58,7 +63,7 @@ def test_unknown_set_is_refused():
 
 
 def test_committed_full_size_cpu_results_are_complete():
-    results = t2v.bench.load_results("cpu-full")
+    results = t2v.measured.load_results("cpu-full")
     runs = results["runs"]
     assert runs and all("error" not in r for r in runs), [r.get("error") for r in runs]
     assert {(r["dtype"], r["vae_slicing"]) for r in runs} >= {("float32", True), ("float32", False)}
@@ -66,20 +71,20 @@ def test_committed_full_size_cpu_results_are_complete():
     assert any("GPU" in note for note in results["notes"])  # says there was no GPU
     assert results["overhead"]["ratio_median"] > 0
     assert results["total_s"] < 15 * 60, "the full-size CPU set must finish within 15 minutes"
-    assert bench.markdown(results) == (bench.RESULTS_DIR / "cpu-full.md").read_text()
+    assert measured.markdown(results) == (measured.RESULTS_DIR / "cpu-full.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["cpu-full", "cpu-tiny"])
 def test_the_table_has_no_heading_of_its_own(name):
     """Notebook 07 shows it inside a step: a heading there would outrank the notebook's own."""
-    results = json.loads((bench.RESULTS_DIR / f"{name}.json").read_text())
-    table = bench.markdown(results)
+    results = json.loads((measured.RESULTS_DIR / f"{name}.json").read_text())
+    table = measured.markdown(results)
     assert not [line for line in table.splitlines() if line.lstrip().startswith("#")], table[:200]
     assert table.startswith(f"**{results['title']}**\n")
-    assert table == (bench.RESULTS_DIR / f"{name}.md").read_text()
+    assert table == (measured.RESULTS_DIR / f"{name}.md").read_text()
 
 
-@pytest.mark.parametrize("script", sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("script", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
 def test_every_benchmark_script_imports_what_exists(script):
     """The scripts that made the committed results must still run against today's package."""
     import importlib.util
@@ -106,3 +111,14 @@ def test_every_set_has_a_cuda_configuration_ready_for_a_gpu():
     for which, configs in bench.SETS.items():
         assert all(c["device"] == "cuda" for c in configs("cuda")), which
     assert {c["compile"] for c in bench._fast_configs("cuda", "full")} == {False, True}
+
+
+def test_an_unknown_results_name_lists_the_committed_ones():
+    with pytest.raises(ValueError, match="name='cpu-nothing' is not a results file.*cpu-full"):
+        measured.load_results("cpu-nothing")
+
+
+def test_the_benchmark_writes_where_the_package_reads_in_a_checkout():
+    """benchmarks/results/ is both where new results go and what the wheel ships as t2v_helpers/results/."""
+    assert bench.OUT_DIR == ROOT / "benchmarks" / "results"
+    assert measured.RESULTS_DIR in (bench.OUT_DIR, Path(measured.__file__).parent / "results")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+import bench  # benchmarks/bench.py: pyproject.toml puts benchmarks/ on pytest's sys.path
 import t2v_helpers as t2v
-from t2v_helpers import bench, cli, families
+from t2v_helpers import cli, families
 from t2v_helpers.denoise import predicted_clean
 from t2v_helpers.errors import SettingError
 

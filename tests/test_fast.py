@@ -204,14 +204,14 @@ def test_studio_scheduler_menu_reaches_few_step_mode(fresh_pipe, tmp_path):
 
 
 def test_committed_full_size_results_compare_dpm_25_with_lcm_4():
-    results = t2v.bench.load_results("cpu-fast-full")
+    results = t2v.measured.load_results("cpu-fast-full")
     runs = results["runs"]
     assert [(r["scheduler"], r["compile"]) for r in runs] == [("dpm", False), ("lcm", False), ("dpm", True), ("lcm", True)]
     dpm, lcm = runs[:2]
     assert "error" not in dpm and "error" not in lcm, (dpm, lcm)
     assert (dpm["unet_evaluations_per_video"], lcm["unet_evaluations_per_video"]) == (50, 4)
     assert all(r["model"] == "full" and r["load_before"] is not None for r in runs)
-    assert t2v.bench.markdown_fast(results) == (t2v.bench.RESULTS_DIR / "cpu-fast-full.md").read_text()
+    assert t2v.measured.markdown_fast(results) == (t2v.measured.RESULTS_DIR / "cpu-fast-full.md").read_text()
 
 
 # --- a damaged or unusual LoRA -------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from t2v_helpers import links
+from tools import links
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -16,7 +16,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def test_generated_links_are_up_to_date():
     stale = [str(path.relative_to(ROOT)) for path in links.stale_files(ROOT)]
-    assert not stale, f"stale: {stale}; run `python -m t2v_helpers.links` and commit the result"
+    assert not stale, f"stale: {stale}; run `python tools/links.py` and commit the result"
 
 
 def test_no_link_points_to_a_missing_notebook():

@@ -26,7 +26,7 @@ def test_weights_are_exact_parameter_bytes():
 
 
 def test_coefficients_are_the_committed_calibration():
-    unet, sliced, unsliced = memory.calibrate(t2v.bench.load_results("cpu-full"))
+    unet, sliced, unsliced = memory.calibrate(t2v.measured.load_results("cpu-full"))
     assert modelscope.UNET_ACTIVATION_PER_LATENT == pytest.approx(unet, rel=0.01)
     assert modelscope.VAE_SLICED_PER_PIXEL == pytest.approx(sliced, rel=0.01)
     assert modelscope.VAE_UNSLICED_PER_FRAME_PIXEL == pytest.approx(unsliced, rel=0.01)
@@ -378,7 +378,7 @@ def test_a_bare_profile_needs_the_video_size():
 @pytest.mark.parametrize("name", ["wan", "cogvideox"])
 def test_transformer_coefficients_are_the_committed_calibration(name):
     profile = PROFILES[name][0]
-    per_token, per_pixel, per_frame_pixel = memory.calibrate_profile(t2v.bench.load_results("cpu-transformer-memory"), profile, name)
+    per_token, per_pixel, per_frame_pixel = memory.calibrate_profile(t2v.measured.load_results("cpu-transformer-memory"), profile, name)
     assert profile.per_token == pytest.approx(per_token, rel=0.01)
     if name == "wan":  # CogVideoX's VAE follows diffusers' published GPU figures instead (test above)
         assert profile.vae(1, 8, 8, True) == pytest.approx((per_pixel + per_frame_pixel) * 64, rel=0.01)

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import bench  # benchmarks/bench.py: pyproject.toml puts benchmarks/ on pytest's sys.path
 import t2v_helpers as t2v
-from t2v_helpers import bench
 from t2v_helpers.errors import SettingError, VideoExportError
 from t2v_helpers.video import save_frames
 
@@ -358,9 +358,9 @@ NO_NETWORK = textwrap.dedent("""
     def refuse(*args, **kwargs):
         raise OSError("the network is off in this test")
     socket.socket.connect = socket.create_connection = urllib.request.urlopen = refuse
-    import t2v_helpers, t2v_helpers.bench as bench
+    import t2v_helpers, t2v_helpers.measured as measured
     print(t2v_helpers.__file__)
-    results = bench.load_results("cpu-full")
+    results = measured.load_results("cpu-full")
     print(len(results["runs"]), results["overhead"]["ratio_median"])
 """)
 

@@ -151,7 +151,7 @@ STEP_LIMITS = {
 }
 
 
-# Activation bytes per byte of dtype, measured with `python -m t2v_helpers.bench --set full`
+# Activation bytes per byte of dtype, measured with `python benchmarks/bench.py --set full`
 # (see t2v_helpers.memory.calibrate): the UNet's per latent position (frames x height/8 x
 # width/8, per video of the batch); the VAE decoder's per output pixel when it decodes one
 # frame at a time (slicing), and per pixel of every frame when it decodes all frames at once.

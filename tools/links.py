@@ -1,7 +1,7 @@
 """Regenerate every link to the notebooks from pyproject.toml and the notebooks' own titles. README: Layout.
 
-    python -m t2v_helpers.links            rewrite what is stale
-    python -m t2v_helpers.links --check    only say what is stale (exit 1), as tests/test_links.py does
+    python tools/links.py            rewrite what is stale
+    python tools/links.py --check    only say what is stale (exit 1), as tests/test_links.py does
 
 The repository URL (`[project.urls] Repository`) and the version are written once, in
 pyproject.toml. Every link names the release tag `vX.Y.Z` (`release_ref`): a badge opens the
@@ -17,6 +17,8 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -81,8 +83,6 @@ class Notebook:
 
 def notebooks(root=ROOT):
     """Every notebooks/NN_*.ipynb with its number and H1 title, in lesson order. README: Layout."""
-    import nbformat
-
     found = []
     for path in sorted((Path(root) / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -111,8 +111,6 @@ def colab_links(repository, version, books):
 
 def _updated_notebook(book, repository, version):
     """The notebook's new JSON text, changing only the badge line under the H1 and the set-up cell."""
-    import nbformat
-
     nb = nbformat.read(book.path, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     lines = first.source.split("\n")
@@ -151,8 +149,6 @@ def stale_files(root=ROOT):
 
 def broken_links(root=ROOT):
     """[(file, 'notebooks/NN_x.ipynb'), ...]: links in README.md, colab_link.md or a notebook to a notebook that does not exist. README: Layout."""
-    import nbformat
-
     root = Path(root)
     texts = {name: (root / name).read_text() for name in ("README.md", "colab_link.md") if (root / name).exists()}
     for path in sorted((root / "notebooks").glob("*.ipynb")):
@@ -168,7 +164,7 @@ def broken_links(root=ROOT):
 
 def main(argv=None):
     """Rewrite the stale generated files, or with --check only list them (exit status 1). README: Layout."""
-    parser = argparse.ArgumentParser(prog="python -m t2v_helpers.links", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tools/links.py", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
     parser.add_argument("--root", default=ROOT, type=Path, help="the repository folder (default: this checkout)")
     args = parser.parse_args(argv)
@@ -183,7 +179,7 @@ def main(argv=None):
             path.write_text(text)
             print(f"updated {path.relative_to(args.root)}")
     if stale and args.check:
-        print("Run `python -m t2v_helpers.links` to regenerate the stale files.")
+        print("Run `python tools/links.py` to regenerate the stale files.")
     return 1 if args.check and (stale or broken) else 0
 
 

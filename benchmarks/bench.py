@@ -1,11 +1,14 @@
-"""Measure time and memory of the pipeline per setting: `python -m t2v_helpers.bench`. Notebook 07.
+"""Measure time and memory of the pipeline per setting: `python benchmarks/bench.py --set tiny|full|fast-tiny|fast-full`.
 
 Each setting runs in a fresh Python process, so one setting's memory never counts
 against the next. It writes `<device>-<set>.json` and `.md` into the output folder
-(default benchmarks/results/ of the repository) and never replaces a results file: a re-run
+(default benchmarks/results/) and never replaces a results file: a re-run
 gets a free name (`cpu-tiny-2.json`), which you rename over the old one after checking it.
 Full-size runs take 1 denoising step on the CPU and
-extrapolate to 25 steps; the tables say so.
+extrapolate to 25 steps; the tables say so. Notebooks 07 and 08 read the committed results
+with `t2v.measured` (pyproject.toml ships benchmarks/results/ in the wheel as t2v_helpers/results/).
+The other scripts here import `machine`, `save_results`, `load_average`, `rss_bytes` and
+`reset_peak_rss` from this file (run as `python benchmarks/<script>.py`, this folder is on sys.path).
 """
 
 import argparse
@@ -14,21 +17,30 @@ import os
 import platform
 import re
 import statistics
-from contextlib import nullcontext
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
-# The committed results live in the repository's benchmarks/results/; pyproject.toml ships the same
-# files in the wheel as t2v_helpers/results/, so an installed package reads them without a network.
-_CHECKOUT_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-_PACKAGED_RESULTS = Path(__file__).resolve().parent / "results"
-RESULTS_DIR = _PACKAGED_RESULTS if _PACKAGED_RESULTS.is_dir() else _CHECKOUT_RESULTS
-# New results go to the repository's folder, or to ./benchmarks/results when installed (never into site-packages).
-OUT_DIR = _CHECKOUT_RESULTS if RESULTS_DIR == _CHECKOUT_RESULTS else Path("benchmarks") / "results"
+import torch
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import t2v_helpers as t2v
+from t2v_helpers import fast
+from t2v_helpers.families.modelscope import build_full_size_pipeline
+from t2v_helpers.compare import count_unet_calls
+from t2v_helpers.environment import gpu_info, library_versions
+from t2v_helpers.errors import SettingError
+from t2v_helpers.families import family_named, family_of, find_model, models
+from t2v_helpers.measured import REAL_STEPS, markdown, markdown_fast
+from t2v_helpers.pipeline import place
+from t2v_helpers.publish import json_text, publish
+from t2v_helpers.schedulers import set_scheduler
+
+OUT_DIR = Path(__file__).resolve().parent / "results"  # the committed results, which the wheel ships too
 PROMPT = "An astronaut riding a horse on the moon"
-REAL_STEPS = 25  # the lesson's default: full-size times are extrapolated to this many steps
 
 
 def _frames_from(family, count):
@@ -38,8 +50,6 @@ def _frames_from(family, count):
 
 
 def _family(model):
-    from .families import family_named, find_model
-
     return family_named(find_model(model).family)
 
 
@@ -92,15 +102,20 @@ def _fast_configs(device, model):
     ]
 
 
+SETS = {
+    "tiny": _tiny_configs,
+    "full": _full_configs,
+    "fast-tiny": lambda device: _fast_configs(device, "tiny"),
+    "fast-full": lambda device: _fast_configs(device, "full"),
+}
+
+
 def _prepare_fast(pipe, config):
     """Set the scheduler (and, for LCM, the MCM LoRA), compile if asked. Notebook 08.
 
     The full-size model has random weights and no LoRA to merge: a merged UNet has the
     same layers as the plain one, so it only gets the LCM scheduler.
     """
-    from . import fast
-    from .schedulers import set_scheduler
-
     if config.get("fast") and _tiny(config):
         pipe.t2v_model_id = config["model"]
         fast.make_fast(pipe, verbose=False)
@@ -110,7 +125,7 @@ def _prepare_fast(pipe, config):
         fast.compile_unet(pipe)
 
 
-def _rss_bytes(field):
+def rss_bytes(field):
     """VmRSS or VmHWM (the peak) of this process, from /proc; None where there is no /proc."""
     try:
         text = Path("/proc/self/status").read_text()
@@ -119,8 +134,9 @@ def _rss_bytes(field):
     return int(re.search(rf"{field}:\s+(\d+) kB", text).group(1)) * 1024
 
 
-def _reset_peak_rss():
-    # Writing 5 to clear_refs resets VmHWM (Linux 4.0+), so each phase gets its own peak.
+def reset_peak_rss():
+    """Reset VmHWM, so that each phase gets its own peak; False where that is not possible."""
+    # Writing 5 to clear_refs resets VmHWM (Linux 4.0+).
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -130,54 +146,51 @@ def _reset_peak_rss():
 
 def _tiny(config):
     """Whether the config names a tiny model ('tiny', 'tiny-wan', ...); 'full' is ModelScope's full-size architecture."""
-    from .families import find_model
-
     model = find_model(config["model"])
     return model is not None and model.tiny
 
 
 def _load(config):
-    import torch
-
-    import t2v_helpers as t2v
-    from t2v_helpers.families.modelscope import build_full_size_pipeline
-    from t2v_helpers.pipeline import place
-
     dtype = getattr(torch, config["dtype"])
     if _tiny(config):
         return t2v.load_pipeline(config["model"], offload=config["offload"], dtype=dtype, vae_slicing=config["vae_slicing"], verbose=False)
     return place(build_full_size_pipeline(dtype), config["offload"], config["device"], config["vae_slicing"])
 
 
-def measure(config):
-    """Time and peak memory of one pipeline call with `config`, in this process. Notebook 07."""
-    import torch
-
-    cuda = config["device"] == "cuda"
+def _loaded(config):
+    """The pipeline of `config`, ready to measure, and the result so far: load time and memory after loading."""
     load_start = time.perf_counter()
     pipe = _load(config)
     if "scheduler" in config:
         _prepare_fast(pipe, config)
-    result = dict(config, load_s=time.perf_counter() - load_start, rss_after_load=_rss_bytes("VmRSS"))
-    if cuda:
+    result = dict(config, load_s=time.perf_counter() - load_start, rss_after_load=rss_bytes("VmRSS"))
+    if config["device"] == "cuda":
         torch.cuda.synchronize()
         result["cuda_allocated_after_load"] = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-    result["peak_reset"] = _reset_peak_rss()
+    result["peak_reset"] = reset_peak_rss()
+    return pipe, result
 
-    from .families import family_of
 
-    family = family_of(pipe)
-    step_ends, decode_times = [], []
-    decode = pipe.vae.decode
+def _time_decoding(pipe, cuda):
+    """Wrap the VAE's decode so that each call's seconds land in the returned list."""
+    decode, times = pipe.vae.decode, []
 
     def timed_decode(*args, **kwargs):
         start = time.perf_counter()
         out = decode(*args, **kwargs)
         if cuda:
             torch.cuda.synchronize()
-        decode_times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
         return out
+
+    pipe.vae.decode = timed_decode
+    return times
+
+
+def _step_recorder(config, result, step_ends):
+    """A step callback that records when each step ends and, after the last, denoising's peak memory."""
+    cuda = config["device"] == "cuda"
 
     def callback(latents):
         if cuda:
@@ -185,50 +198,34 @@ def measure(config):
         step_ends.append(time.perf_counter())
         if len(step_ends) == config["steps"]:
             # Denoising is over: keep its peak, then measure decoding's on its own.
-            result["peak_rss_denoise"] = _rss_bytes("VmHWM")
+            result["peak_rss_denoise"] = rss_bytes("VmHWM")
             if cuda:
                 result["cuda_max_allocated_denoise"] = torch.cuda.max_memory_allocated()
                 result["cuda_max_reserved_denoise"] = torch.cuda.max_memory_reserved()
                 torch.cuda.reset_peak_memory_stats()
-            _reset_peak_rss()
+            reset_peak_rss()
 
-    from .compare import count_unet_calls
+    return callback
 
-    def call(steps, output_type, callback=None):
-        pipe(
-            PROMPT,
-            num_inference_steps=steps,
-            num_frames=config["frames"],
-            height=config["size"],
-            width=config["size"],
-            guidance_scale=config.get("guidance", family.guidance),
-            generator=torch.Generator("cpu").manual_seed(0),
-            output_type=output_type,
-            **(family.on_step(callback) if callback else {}),
-            **family.pipeline_kwargs,
-        )
 
-    pipe.vae.decode = timed_decode
-    # The counter's hook goes on before any compiled call: a hook added later would recompile.
-    with count_unet_calls(pipe) as counter, torch.inference_mode():
-        if "scheduler" in config:
-            # One step, no decoding: the first call's cost (torch.compile compiles here).
-            first = time.perf_counter()
-            call(1, "latent")
-            if cuda:
-                torch.cuda.synchronize()
-            result["first_call_s"] = time.perf_counter() - first
-            counter.calls = 0
-        start = time.perf_counter()
-        call(config["steps"], "np", callback)
-    result["unet_calls"], result["unet_batch"] = counter.calls, counter.batch
-    if cuda:
-        torch.cuda.synchronize()
-    end = time.perf_counter()
-    result["peak_rss_decode"] = _rss_bytes("VmHWM")
-    if cuda:
-        result["cuda_max_allocated_decode"] = torch.cuda.max_memory_allocated()
-        result["cuda_max_reserved_decode"] = torch.cuda.max_memory_reserved()
+def _call(pipe, config, steps, output_type, callback=None):
+    family = family_of(pipe)
+    pipe(
+        PROMPT,
+        num_inference_steps=steps,
+        num_frames=config["frames"],
+        height=config["size"],
+        width=config["size"],
+        guidance_scale=config.get("guidance", family.guidance),
+        generator=torch.Generator("cpu").manual_seed(0),
+        output_type=output_type,
+        **(family.on_step(callback) if callback else {}),
+        **family.pipeline_kwargs,
+    )
+
+
+def _add_times(result, config, start, end, step_ends, decode_times):
+    """Seconds per step, decode and video (extrapolated to the steps a video takes) from the recorded times."""
     steps = [b - a for a, b in zip([start] + step_ends, step_ends)]
     # The first step also encodes the prompt and pays one-off costs: later steps are the rate.
     result["step_s"] = statistics.median(steps[1:]) if len(steps) > 1 else steps[0]
@@ -242,6 +239,35 @@ def measure(config):
     result["estimated_video_s"] = steps[0] + result["step_s"] * (video_steps - 1) + result["decode_s"] + extra
     # One evaluation = one row of the UNet's batch: with guidance, each call evaluates prompt and negative prompt.
     result["unet_evaluations_per_video"] = result["unet_calls"] // config["steps"] * video_steps * result["unet_batch"]
+
+
+def measure(config):
+    """Time and peak memory of one pipeline call with `config`, in this process. Notebook 07."""
+    cuda = config["device"] == "cuda"
+    pipe, result = _loaded(config)
+    step_ends = []
+    decode_times = _time_decoding(pipe, cuda)
+    # The counter's hook goes on before any compiled call: a hook added later would recompile.
+    with count_unet_calls(pipe) as counter, torch.inference_mode():
+        if "scheduler" in config:
+            # One step, no decoding: the first call's cost (torch.compile compiles here).
+            first = time.perf_counter()
+            _call(pipe, config, 1, "latent")
+            if cuda:
+                torch.cuda.synchronize()
+            result["first_call_s"] = time.perf_counter() - first
+            counter.calls = 0
+        start = time.perf_counter()
+        _call(pipe, config, config["steps"], "np", _step_recorder(config, result, step_ends))
+    result["unet_calls"], result["unet_batch"] = counter.calls, counter.batch
+    if cuda:
+        torch.cuda.synchronize()
+    end = time.perf_counter()
+    result["peak_rss_decode"] = rss_bytes("VmHWM")
+    if cuda:
+        result["cuda_max_allocated_decode"] = torch.cuda.max_memory_allocated()
+        result["cuda_max_reserved_decode"] = torch.cuda.max_memory_reserved()
+    _add_times(result, config, start, end, step_ends, decode_times)
     return result
 
 
@@ -251,10 +277,6 @@ def overhead(rounds=7, frames=8, size=32, steps=2, model="tiny"):
     Runs on a tiny pipeline (`model`), where any overhead shows most. Returns the median ratio
     and the times of both.
     """
-    import torch
-
-    import t2v_helpers as t2v
-
     pipe = t2v.load_pipeline(model, verbose=False)
     family = t2v.family_of(pipe)
     frames = _frames_from(family, frames)
@@ -293,7 +315,8 @@ def overhead(rounds=7, frames=8, size=32, steps=2, model="tiny"):
     )
 
 
-def _load_average():
+def load_average():
+    """The machine's 1-minute load average, or None where the system does not say."""
     try:
         return os.getloadavg()[0]
     except OSError:
@@ -301,26 +324,24 @@ def _load_average():
 
 
 def _run_in_child(config, timeout):
-    load_before = _load_average()
-    command = [sys.executable, "-m", "t2v_helpers.bench", "--child", json.dumps(config)]
-    env = dict(os.environ, TQDM_DISABLE="1")
+    load_before = load_average()
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)]
+    # The child measures the t2v_helpers this process imported, not another copy Python might find first.
+    package_parent = str(Path(t2v.__file__).resolve().parents[1])
+    env = dict(os.environ, TQDM_DISABLE="1", PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return dict(config, error=f"took longer than {timeout} s", load_before=load_before, load_after=_load_average())
+        return dict(config, error=f"took longer than {timeout} s", load_before=load_before, load_after=load_average())
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return dict(config, error=error, load_before=load_before, load_after=_load_average())
-    return dict(json.loads(lines[-1]), load_before=load_before, load_after=_load_average())
+        return dict(config, error=error, load_before=load_before, load_after=load_average())
+    return dict(json.loads(lines[-1]), load_before=load_before, load_after=load_average())
 
 
 def machine():
-    """What the measurements ran on: CPU, cores, memory, GPU and library versions. Notebook 07."""
-    import torch
-
-    from .environment import gpu_info, library_versions
-
+    """What the measurements ran on: CPU, cores, memory, GPU and library versions."""
     cpu = platform.processor() or platform.machine()
     try:
         names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
@@ -338,88 +359,8 @@ def machine():
     )
 
 
-def _gib(value):
-    return "" if value is None else f"{value / 2**30:.2f}"
-
-
-def _seconds(value):
-    return "" if value is None else f"{value:.3g}" if value < 100 else f"{value:.0f}"
-
-
-def markdown(results):
-    """The results as a Markdown table with the machine and the load it ran under. Notebook 07.
-
-    The title is a bold caption, not a heading, so that the table sits inside the
-    section of the notebook or page that shows it.
-    """
-    info = results["machine"]
-    gpu = info["gpu"]["name"] if info["gpu"] else "no GPU"
-    lines = [
-        f"**{results['title']}**",
-        "",
-        f"Measured {results['date']} on {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB RAM, {gpu}; "
-        f"torch {info['versions'].get('torch')}, diffusers {info['versions'].get('diffusers')}.",
-        "",
-    ]
-    lines += [f"- {note}" for note in results["notes"]]
-    cuda = any(run.get("device") == "cuda" for run in results["runs"])
-    memory_header = "peak allocated GiB (denoise / decode) | peak reserved GiB" if cuda else "RSS after load GiB | peak RSS GiB (denoise / decode)"
-    lines += [
-        "",
-        f"| model | dtype | offload | VAE slicing | frames | size | steps run | s per step | VAE decode s | end-to-end s | est. {REAL_STEPS} steps s | {memory_header} | load avg before / after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in results["runs"]:
-        head = f"| {run['model']} | {run['dtype']} | {run['offload']} | {'on' if run['vae_slicing'] else 'off'} | {run['frames']} | {run['size']} | {run['steps']}"
-        load = f"{run.get('load_before') or 0:.2f} / {run.get('load_after') or 0:.2f}"
-        if "error" in run:
-            lines.append(f"{head} | failed: {run['error'][:80]} | | | | | | {load} |")
-            continue
-        if cuda:
-            memory = (
-                f"{_gib(run.get('cuda_max_allocated_denoise'))} / {_gib(run.get('cuda_max_allocated_decode'))} | "
-                f"{_gib(max(run.get('cuda_max_reserved_denoise', 0), run.get('cuda_max_reserved_decode', 0)))}"
-            )
-        else:
-            memory = f"{_gib(run['rss_after_load'])} | {_gib(run['peak_rss_denoise'])} / {_gib(run['peak_rss_decode'])}"
-        estimate = _seconds(run[f"estimated_{REAL_STEPS}_steps_s"])
-        lines.append(
-            f"{head} | {_seconds(run['step_s'])} | {_seconds(run['decode_s'])} | {_seconds(run['end_to_end_s'])} | {estimate} | {memory} | {load} |"
-        )
-    if results.get("overhead"):
-        o = results["overhead"]
-        lines += [
-            "",
-            f"Helper overhead: `t2v.generate` takes {o['ratio_median']:.3f} times as long as a raw `pipe(...)` call "
-            f"(median of {o['rounds']} interleaved pairs, tiny model, {o['frames']} frames of {o['size']}x{o['size']}, {o['steps']} steps).",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, with_overhead=True, model="tiny"):
-    """Run a benchmark set ('tiny' or 'full'), each setting in its own process; write JSON and Markdown. Notebook 07.
-
-    The tiny set measures the tiny `model` ('tiny', or another family's: 'tiny-wan', ...), written
-    as `<device>-tiny` for ModelScope's and `<device>-<model>` for the others.
-    Returns the results dict and the paths written. An existing results file (or link) is
-    never replaced or written through: the new one gets a free name (-2, -3, ...).
-    """
-    import torch
-
-    from .publish import json_text, publish
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if which not in SETS:
-        from .errors import SettingError
-
-        raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full', or 'fast-tiny' or 'fast-full' (notebook 08)", "which='tiny'")
-    configs = configs or (_tiny_configs(device, model) if which == "tiny" else SETS[which](device))
-    stem = f"{device}-{which}" if model == "tiny" or which != "tiny" else f"{device}-{model}"
-    started = time.perf_counter()
-    runs = []
-    for config in configs:
-        runs.append(_run_in_child(config, timeout))
-        print(json.dumps({k: runs[-1].get(k) for k in ("model", "dtype", "offload", "vae_slicing", "frames", "step_s", "decode_s", "error")}), flush=True)
+def _notes(which, device):
+    """What a reader of the results needs to know about how the set `which` ran on `device`."""
     notes = [
         "Each setting ran in a fresh Python process; peak RSS is that process's VmHWM, reset after loading "
         "and again after denoising, so the two peaks are separate.",
@@ -444,11 +385,32 @@ def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, w
             notes.append("CPU set cut to 16 frames and 1 step: one float32 step takes minutes on 2 cores, so 64 frames "
                          "(4x longer) and more steps would not fit in 15 minutes. With 1 step, 's per step' includes "
                          "prompt encoding and warm-up, so it is an upper bound.")
+    return notes
+
+
+def run(which="tiny", out_dir=OUT_DIR, device=None, configs=None, timeout=900, with_overhead=True, model="tiny"):
+    """Run a benchmark set ('tiny' or 'full'), each setting in its own process; write JSON and Markdown.
+
+    The tiny set measures the tiny `model` ('tiny', or another family's: 'tiny-wan', ...), written
+    as `<device>-tiny` for ModelScope's and `<device>-<model>` for the others.
+    Returns the results dict and the paths written. An existing results file (or link) is
+    never replaced or written through: the new one gets a free name (-2, -3, ...).
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if which not in SETS:
+        raise SettingError("which", which, "is not a benchmark set", "'tiny' or 'full', or 'fast-tiny' or 'fast-full' (notebook 08)", "which='tiny'")
+    configs = configs or (_tiny_configs(device, model) if which == "tiny" else SETS[which](device))
+    stem = f"{device}-{which}" if model == "tiny" or which != "tiny" else f"{device}-{model}"
+    started = time.perf_counter()
+    runs = []
+    for config in configs:
+        runs.append(_run_in_child(config, timeout))
+        print(json.dumps({k: runs[-1].get(k) for k in ("model", "dtype", "offload", "vae_slicing", "frames", "step_s", "decode_s", "error")}), flush=True)
     results = dict(
         title=f"Benchmark: {which} pipeline on {device}" + ("" if model == "tiny" else f" ({model})"),
         date=time.strftime("%Y-%m-%d"),
         machine=machine(),
-        notes=notes,
+        notes=_notes(which, device),
         runs=runs,
         overhead=overhead(model=model) if with_overhead and not which.startswith("fast") else None,
         attention=_run_in_child(dict(configs[0], attention=True), timeout) if which.startswith("fast") and configs else None,
@@ -469,16 +431,10 @@ def attention_backends(config, rounds=2):
     does apply is the processor (SDPA or the older matrix-product AttnProcessor) and, inside
     SDPA, torch's kernel choice.
     """
-    import torch
-    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     pipe = _load(config)
     unet, dtype = pipe.unet, getattr(torch, config["dtype"])
     latent = config["size"] // pipe.vae_scale_factor
     sample = torch.randn(1, unet.config.in_channels, config["frames"], latent, latent, dtype=dtype, device=config["device"])
-    from .families import family_of
-
     # The prompt embeddings the UNet attends to: one row per token the text encoder reads.
     text = torch.randn(1, family_of(pipe).max_tokens, unet.config.cross_attention_dim, dtype=dtype, device=config["device"])
     kernels = {"SDPA, torch's choice": None, "SDPA, math kernel": SDPBackend.MATH}
@@ -516,72 +472,15 @@ def attention_backends(config, rounds=2):
     )
 
 
-def markdown_fast(results):
-    """The fast-set results (DPM-25 against LCM-4, compiled or not) as Markdown. Notebook 08."""
-    text = markdown(dict(results, runs=[])).split("\n| model |")[0].rstrip() + "\n"
-    lines = [
-        "",
-        "| model | dtype | frames | size | scheduler | guidance | torch.compile | steps run | steps per video | UNet calls x batch | UNet evaluations per video | first call s | s per step | VAE decode s | s per video | peak RSS GiB (denoise) | load avg before / after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in results["runs"]:
-        head = f"| {run['model']} | {run['dtype']} | {run['frames']} | {run['size']} | {run['scheduler']} | {run['guidance']:g} | {'on' if run['compile'] else 'off'} | {run['steps']} | {run['video_steps']}"
-        load = f"{run.get('load_before') or 0:.2f} / {run.get('load_after') or 0:.2f}"
-        if "error" in run:
-            lines.append(f"{head} | failed: {run['error'][:80]} | | | | | | | {load} |")
-            continue
-        lines.append(
-            f"{head} | {run['unet_calls']} x {run['unet_batch']} | {run['unet_evaluations_per_video']} | {_seconds(run['first_call_s'])} | "
-            f"{_seconds(run['step_s'])} | {_seconds(run['decode_s'])} | {_seconds(run['estimated_video_s'])} | {_gib(run['peak_rss_denoise'])} | {load} |"
-        )
-    attention = results.get("attention") or {}
-    if attention.get("median_s"):
-        c = attention["config"]
-        lines += ["", f"One UNet call ({c['model']}, {c['dtype']}, {c['frames']} frames of {c['size']}x{c['size']}, batch 1), "
-                  f"median of {attention['rounds']} interleaved rounds after a warm-up:", "",
-                  "| attention | s per UNet call | spread s |", "|---|---|---|"]
-        for name, median in attention["median_s"].items():
-            low, high = attention["spread_s"][name]
-            lines.append(f"| {name} | {_seconds(median)} | {_seconds(low)} to {_seconds(high)} |")
-        lines += [f"| {name} | did not run: {why} | |" for name, why in attention.get("errors", {}).items()]
-    elif attention.get("error"):
-        lines += ["", f"Attention measurement failed: {attention['error']}"]
-    return text + "\n".join(lines) + "\n"
-
-
-SETS = {
-    "tiny": _tiny_configs,
-    "full": _full_configs,
-    "fast-tiny": lambda device: _fast_configs(device, "tiny"),
-    "fast-full": lambda device: _fast_configs(device, "full"),
-}
-
-
 def save_results(results, stem, out_dir=OUT_DIR):
-    """Publish `results` as `stem`.json in `out_dir` (a free name: nothing replaced or written through a link). Notebook 07."""
-    from .publish import json_text, publish
-
+    """Publish `results` as `stem`.json in `out_dir` (a free name: nothing replaced or written through a link)."""
     return publish(out_dir, stem, {".json": lambda path: Path(path).write_text(json_text(results), encoding="utf-8")})[".json"]
 
 
-def load_results(name="cpu-full", folder=None):
-    """The committed benchmark results `name` (e.g. 'cpu-full'), shipped with the package: no network. Notebook 07."""
-    folder = Path(folder) if folder else RESULTS_DIR
-    path = folder / f"{name}.json"
-    if not path.is_file():
-        from .errors import SettingError
-
-        names = sorted(p.stem for p in folder.glob("*.json")) or ["none found"]
-        raise SettingError("name", name, f"is not a results file in {folder}", f"one of {names}", f"name={names[0]!r}")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def main(argv=None):
-    """`python -m t2v_helpers.bench [--set tiny|full] [--model TINY] [--out FOLDER] [--quick]`. Notebook 07."""
-    from .families import models
-
+    """`python benchmarks/bench.py [--set tiny|full|fast-tiny|fast-full] [--model TINY] [--out FOLDER] [--quick]`."""
     tiny = [name for name, model in models().items() if model.tiny]
-    parser = argparse.ArgumentParser(prog="python -m t2v_helpers.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="which", choices=list(SETS), default="tiny", help="tiny: seconds; full: the real architecture (minutes); fast-tiny, fast-full: DPM-25 against LCM-4, with and without torch.compile (notebook 08)")
     parser.add_argument("--out", default=str(OUT_DIR), help="folder for the JSON and Markdown results")
     parser.add_argument("--model", choices=tiny, default="tiny", help="the tiny model the tiny set measures (default tiny, ModelScope's)")

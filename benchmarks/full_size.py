@@ -1,19 +1,19 @@
-"""Random weights for a full-size model built on the meta device, for the memory benchmarks. Notebook 07.
+"""Random weights for a full-size model built on the meta device, for the memory benchmarks.
 
 Memory depends on the shapes of the layers, not on the values of the weights: each family's
 memory profile builds its real parts from the configs in its family file
 (`t2v_helpers.memory.profile_of(name).parts()`), on the meta device (shapes only), and
-`materialize` gives them random weights, so benchmarks/text_encoder_memory.py and
-benchmarks/transformer_memory.py measure real sizes without downloading anything.
+`materialize` gives them random weights, so text_encoder_memory.py and transformer_memory.py
+(beside this file) measure real sizes without downloading anything.
 """
 
 import torch
 
-from .notices import quiet_empty_float32_notice
+from t2v_helpers.notices import quiet_empty_float32_notice
 
 
 def materialize(module, dtype, seed=0):
-    """Give a module built on the meta device random weights in `dtype`, on the CPU. Notebook 07.
+    """Give a module built on the meta device random weights in `dtype`, on the CPU.
 
     It casts on the meta device and allocates each tensor once in `dtype`, so a
     5.7-billion-parameter encoder never needs a float32 copy; weights shared between layers
