@@ -278,7 +278,7 @@ def overhead(rounds=7, frames=8, size=32, steps=2, model="tiny"):
     and the times of both.
     """
     pipe = t2v.load_pipeline(model, verbose=False)
-    family = t2v.family_of(pipe)
+    family = family_of(pipe)
     frames = _frames_from(family, frames)
     pipe.set_progress_bar_config(disable=True)
     pipe.t2v_cpu_notice_shown = True  # the one-off CPU notice adds a callback; keep both calls alike

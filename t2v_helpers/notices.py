@@ -51,7 +51,7 @@ def quiet_empty_float32_notice():
 
 
 def quiet_deprecation(pipeline_class):
-    """Hide diffusers' "The <pipeline_class> has been deprecated" notice inside the block. Notebook 02 explains it."""
+    """Hide diffusers' "The <pipeline_class> has been deprecated" notice inside the block; the lesson explains it once. Notebook 02."""
     return filtered_log("diffusers.pipelines.pipeline_utils", DropNotice(f"The {pipeline_class} has been deprecated"))
 
 

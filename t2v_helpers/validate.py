@@ -43,6 +43,7 @@ def is_finite_number(value):
 
 
 def is_whole(value):
+    """Whether `value` is a whole number (an int or a numpy integer, not a bool). Notebook 04."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
