@@ -2,6 +2,8 @@
 classes and functions, and a curated `t2v.*` that __init__'s docstring lists by notebook."""
 
 import ast
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -83,3 +85,34 @@ def test_t2v_offers_a_curated_list_that_its_docstring_gives_by_notebook():
         assert f" {name}," in table or f" {name}\n" in table, f"{name} is not in t2v_helpers.__init__'s table of contents"
     public = {n for n in dir(t2v) if not n.startswith("_") and not isinstance(getattr(t2v, n), type(t2v))}
     assert public == set(t2v.__all__), "every name t2v.* offers is listed in __all__ (the rest is reached through its module)"
+
+
+def public_name_problems(text):
+    """Names in `text` (code) that are neither in t2v.* nor reached through their module, nor private."""
+    problems = []
+    for first, second in re.findall(r"\bt2v\.(\w+)(?:\.(\w+))?", text):
+        value = getattr(t2v, first, None)
+        if value is None:
+            problems.append(f"t2v.{first} does not exist")
+        elif isinstance(value, type(t2v)) and second and (second.startswith("_") or not hasattr(value, second)):
+            problems.append(f"t2v.{first}.{second} is private or missing")
+        elif first not in t2v.__all__ and not isinstance(value, type(t2v)):
+            problems.append(f"t2v.{first} is not in t2v.__all__")
+    for module, names in re.findall(r"from (t2v_helpers[\w.]*) import ([\w, ]+)", text):
+        problems += [f"{module}.{name} is private" for name in re.findall(r"\w+", names) if name.startswith("_")]
+    return problems
+
+
+def notebook_code(path):
+    return "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")) + [ROOT / "README.md"], ids=lambda p: p.name)
+def test_notebooks_and_readme_use_public_names_or_name_their_module(path):
+    text = notebook_code(path) if path.suffix == ".ipynb" else path.read_text()
+    assert not public_name_problems(text)
+
+
+def test_the_public_name_check_can_fail():
+    assert public_name_problems("t2v.find_model('tiny'); t2v.video._kind(p); from t2v_helpers.upscale import _source") == [
+        "t2v.find_model does not exist", "t2v.video._kind is private or missing", "t2v_helpers.upscale._source is private"]
