@@ -9,11 +9,13 @@
 
 import argparse
 import re
-from contextlib import contextmanager
 import signal
 import sys
 import threading
 import traceback
+from contextlib import contextmanager
+
+from tqdm.auto import tqdm
 
 from .errors import (
     BadModelError,
@@ -26,12 +28,14 @@ from .errors import (
     VideoExportError,
     shorten,
 )
+from . import upscale  # by its module: `upscale.upscale`, `upscale.load_upscaler`, ... (tests replace them there)
 from .families import families, family_named, family_of, find_model, models
 from .fast import FAST_GUIDANCE, FAST_STEPS, MCM_STYLES, check_fast_family, check_style, switch_scheduler
+from .generate import check_settings, generate
 from .pipeline import check_model, default_model, load_pipeline, model_family
-from .schedulers import check_scheduler_name, scheduler_names
-from .generate import check_settings
+from .schedulers import check_scheduler_name, scheduler_names, set_scheduler
 from .validate import check_output_dir, check_prompt, expand_home
+from .video import save_video
 
 # Errors whose message already tells the user what to change: print it, no traceback.
 USER_ERRORS = (SettingError, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, VideoExportError, BadModelError, NonFiniteFramesError, RAMError)
@@ -44,6 +48,7 @@ EXIT_STOPPED = 130
 STOPPED = "Stopped; nothing was saved for the current video (videos finished before it are kept)."
 # What --model auto chooses between: this model's real checkpoint and its family's tiny one (pipeline.default_model).
 AUTO_MODEL = "modelscope"
+SEED_HELP = "the same seed and settings give the same video on the same machine and thread count (default 0)"
 
 
 def say(text, file=None):
@@ -136,7 +141,7 @@ def add_generate_options(parser, prompt_required=False):
     parser.add_argument("--steps", type=_whole_number, help=f"denoising steps (default: the model's, {_defaults('steps')}; 4 with --fast)")
     forms = "".join(f"; {f.name} makes {f.frame_step}k+1 frames" for f in families().values() if f.frame_step > 1)
     parser.add_argument("--frames", type=_whole_number, help=f"frames per video (default: the model's, {_defaults('frames')}{forms})")
-    parser.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video on the same machine and thread count (default 0)")
+    parser.add_argument("--seed", type=_whole_number, default=0, help=SEED_HELP)
     schedulers = "; ".join(f"{f.name}: {', '.join(scheduler_names(f))} (default {f.default_scheduler})" for f in families().values())
     parser.add_argument("--scheduler", help=f"one of the model family's schedulers ({schedulers})")
     parser.add_argument(
@@ -146,11 +151,13 @@ def add_generate_options(parser, prompt_required=False):
     )
     parser.add_argument("--out", default="outputs", help="folder for the MP4s and their JSON sidecars (default outputs)")
     parser.add_argument("--gif", action="store_true", help="also write a GIF of each video")
-    parser.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="also load pickle (.bin) weights; pickle can run any code hidden in the file, so use it only for a model you trust",
-    )
+    _add_last_options(parser)
+
+
+def _add_last_options(parser):
+    """--allow-pickle and --debug, the last options of every command."""
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="also load pickle (.bin) weights; pickle can run any code hidden in the file, so use it only for a model you trust")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
@@ -281,11 +288,6 @@ def make_video(pipe, prompt, args, out_dir, label="", own_folder=False):
 
     `own_folder`: `out_dir` is a folder the helpers make themselves (the batch's line-007), never a link.
     """
-    from tqdm.auto import tqdm
-
-    from .generate import generate
-    from .video import save_video
-
     # The bar shows the prompt as typed, less what a terminal would obey: an escape sequence in a prompts file stays text.
     shown = "".join(c if c.isprintable() else " " for c in prompt[:40])
     with tqdm(total=args.steps, desc=f"{label}{shown}", unit="step", leave=False, file=sys.stderr) as bar:
@@ -351,28 +353,27 @@ def build_parser(prog="t2v"):
     names = ", ".join(family.name for family in families().values())
     parser = argparse.ArgumentParser(prog=prog, description=f"Make short videos from text with a text-to-video model ({names}).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    generate = commands.add_parser(
+    generate_parser = commands.add_parser(
         "generate",
         help="make a video from a prompt, or one per line of --prompts FILE",
         description="Make a video from a prompt, or one per line of --prompts FILE. With no GPU, or no way to the "
         "model's weights, --model auto uses the built-in tiny model and says so (its videos are noise).",
     )
-    add_generate_options(generate)
+    add_generate_options(generate_parser)
+    generate_parser.set_defaults(run=run_generate, parser=generate_parser)
     add_upscale_command(commands)
-    return parser, generate
+    return parser, generate_parser
 
 
 def main(argv=None, prog="t2v"):
     """Run the `t2v` command line; `argv` defaults to sys.argv[1:]. README: Command line."""
-    parser, generate = build_parser(prog)
-    args = parser.parse_args(argv)
-    run, subparser = (run_upscale, args.upscale_parser) if args.command == "upscale" else (run_generate, generate)
+    args = build_parser(prog)[0].parse_args(argv)
     with whole_lines():
         if threading.current_thread() is not threading.main_thread():
-            return run(args, subparser)  # only the main thread may set signal handlers
+            return args.run(args, args.parser)  # only the main thread may set signal handlers
         before = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
-            return run(args, subparser)
+            return args.run(args, args.parser)
         finally:
             signal.signal(signal.SIGTERM, before)
 
@@ -382,71 +383,63 @@ def main(argv=None, prog="t2v"):
 
 def add_upscale_command(commands):
     """The `t2v upscale VIDEO --strength 0.6` subcommand: zeroscope_v2_XL's video-to-video pass. Notebook 11."""
-    from .upscale import STRENGTH, UPSCALER
-
-    upscale = commands.add_parser(
+    command = commands.add_parser(
         "upscale",
         help="make a video sharper: resize it and re-denoise it with zeroscope_v2_XL (notebook 11)",
         description="Resize a video's frames to the upscaler's size (1024x576 for zeroscope_v2_XL) and re-denoise them at "
         "--strength. The prompt comes from the video's JSON sidecar unless --prompt gives one. With no GPU, or no way "
         "to the model's weights, --model auto uses the built-in tiny-zeroscope-xl and says so (its videos are noise).",
     )
-    upscale.add_argument("video", help="the video file to upscale, such as an MP4 that t2v generate wrote")
-    upscale.add_argument("--strength", type=float, default=STRENGTH,
-                         help=f"0 keeps the resized frames, 1 noises them the most (about 0.07 of them still shows) (default {STRENGTH}; the model card suggests 0.66 to 0.85)")
-    upscale.add_argument("--model", default="auto", help=f"'auto' (default: {UPSCALER!r} if a GPU and its weights are at hand, else 'tiny-zeroscope-xl'), or a model id or folder")
-    upscale.add_argument("--prompt", help="the prompt (default: the one in the video's sidecar; the model card says to use the same prompt)")
-    upscale.add_argument("--steps", type=_whole_number, default=25, help="denoising steps of the schedule; int(steps x strength) of them run (default 25)")
-    upscale.add_argument("--seed", type=_whole_number, default=0, help="the same seed and settings give the same video on the same machine and thread count (default 0)")
-    upscale.add_argument("--height", type=_whole_number, help="height of the upscaled video (default: the model's, 576)")
-    upscale.add_argument("--width", type=_whole_number, help="width of the upscaled video (default: the model's, 1024)")
-    upscale.add_argument("--out", default="outputs", help="folder for the MP4 and its JSON sidecar (default outputs)")
-    upscale.add_argument("--allow-pickle", action="store_true", help="also load pickle (.bin) weights; pickle can run any code, so use it only for a model you trust")
-    upscale.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    upscale.set_defaults(upscale_parser=upscale)
-    return upscale
+    command.add_argument("video", help="the video file to upscale, such as an MP4 that t2v generate wrote")
+    command.add_argument("--strength", type=float, default=upscale.STRENGTH,
+                         help=f"0 keeps the resized frames, 1 noises them the most (about 0.07 of them still shows) (default {upscale.STRENGTH}; the model card suggests 0.66 to 0.85)")
+    command.add_argument("--model", default="auto", help=f"'auto' (default: {upscale.UPSCALER!r} if a GPU and its weights are at hand, else 'tiny-zeroscope-xl'), or a model id or folder")
+    command.add_argument("--prompt", help="the prompt (default: the one in the video's sidecar; the model card says to use the same prompt)")
+    command.add_argument("--steps", type=_whole_number, default=25, help="denoising steps of the schedule; int(steps x strength) of them run (default 25)")
+    command.add_argument("--seed", type=_whole_number, default=0, help=SEED_HELP)
+    command.add_argument("--height", type=_whole_number, help="height of the upscaled video (default: the model's, 576)")
+    command.add_argument("--width", type=_whole_number, help="width of the upscaled video (default: the model's, 1024)")
+    command.add_argument("--out", default="outputs", help="folder for the MP4 and its JSON sidecar (default outputs)")
+    _add_last_options(command)
+    command.set_defaults(run=run_upscale, parser=command)
+    return command
 
 
 def check_upscale_arguments(args):
     """Check the video, strength, prompt and settings before the model loads. README: Command line."""
-    from .upscale import UPSCALER, _fewest_working, _source, check_strength, check_upscaler_model, steps_run
-
-    check_strength(args.strength)
-    model = UPSCALER if args.model == "auto" else args.model
-    check_upscaler_model(model, "--model")
+    upscale.check_strength(args.strength)
+    model = upscale.UPSCALER if args.model == "auto" else args.model
+    upscale.check_upscaler_model(model, "--model")
     family = model_family(model)
-    frames, prompt, _, _, why = _source(args.video)
+    frames, prompt, _, _, why = upscale.video_source(args.video)
     args.prompt = prompt if args.prompt is None else args.prompt
     if args.prompt is None:
         raise SettingError("--prompt", None, f"is needed: the video {why}", "the words that made the video", '--prompt "Spiderman is surfing"')
     check_settings(None, args.prompt, args.steps, len(frames), args.height, args.width, family.guidance, args.seed,
                    scheduler=family.default_scheduler, family=family)
-    if args.strength > 0 and steps_run(args.steps, args.strength) == 0:
+    if args.strength > 0 and upscale.steps_run(args.steps, args.strength) == 0:
         raise SettingError("--strength", args.strength, f"with --steps {args.steps} runs no denoising step",
-                           "a product of steps and strength of at least 1", _fewest_working(args.steps, args.strength, "--"))
+                           "a product of steps and strength of at least 1", upscale.fewest_working(args.steps, args.strength, "--"))
     args.out = check_output_dir(args.out, name="--out", create=True)  # ~ expanded, as for --model
 
 
 def run_upscale(args, parser):
     """`t2v upscale`: check, load the upscaler, upscale and save with a sidecar; errors as in `t2v generate`. README: Command line."""
-    from .schedulers import set_scheduler
-    from .upscale import UPSCALER, load_upscaler, upscale, upscaler_for
-    from .video import save_video
-
     with reporting_errors(args, parser) as checked:
         check_upscale_arguments(args)
         checked.append(True)
         model = args.model
         if model == "auto":
-            model, why = default_model(UPSCALER)
-            if upscaler_for(model) != UPSCALER:
-                model = upscaler_for(model)
+            model, why = default_model(upscale.UPSCALER)
+            if upscale.upscaler_for(model) != upscale.UPSCALER:
+                model = upscale.upscaler_for(model)
                 why += f" For upscaling that is {model!r}."
             say(why)
-        pipe = load_upscaler(model, allow_pickle=args.allow_pickle)
+        pipe = upscale.load_upscaler(model, allow_pickle=args.allow_pickle)
         set_scheduler(pipe, family_of(pipe).default_scheduler)
         pipe.set_progress_bar_config(disable=True)
-        result = upscale(pipe, args.video, strength=args.strength, height=args.height, width=args.width, prompt=args.prompt, steps=args.steps, seed=args.seed)
+        result = upscale.upscale(pipe, args.video, strength=args.strength, height=args.height, width=args.width, prompt=args.prompt,
+                                 steps=args.steps, seed=args.seed)
         saved = save_video(result, args.out)
         say(f"Upscaled {len(result.frames)} frames to {result.settings['width']}x{result.settings['height']} in {result.elapsed_s:.1f} s")
         for path in (saved.mp4, saved.sidecar):

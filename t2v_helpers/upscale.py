@@ -104,8 +104,8 @@ def load_upscaler(model=UPSCALER, *, offload="auto", dtype=None, verbose=True, a
     return as_upscaler(load_pipeline(model, offload=offload, dtype=dtype, verbose=verbose, allow_pickle=allow_pickle))
 
 
-def _fewest_working(steps, strength, prefix=""):
-    """A suggestion that runs at least one step: the smallest strength at these steps, or enough steps for this strength."""
+def fewest_working(steps, strength, prefix=""):
+    """A suggestion that runs at least one step: the smallest strength at these steps, or enough steps for this strength. Notebook 11."""
     needed = math.ceil(1 / strength)
     more_steps = f"{prefix}steps={needed} or " if needed <= MAX_STEPS else ""
     return f"{more_steps}{prefix}strength={math.ceil(100 / steps) / 100:g}"
@@ -305,8 +305,8 @@ def resize(frames, height, width):
     return result
 
 
-def _source(video):
-    """(frames, prompt or None, fps or None, a record of where the frames came from, why there is no prompt) for any VIDEO_INPUT."""
+def video_source(video):
+    """(frames, prompt or None, fps or None, a record of where the frames came from, why there is no prompt) for any VIDEO_INPUT. Notebook 11."""
     if isinstance(video, VideoResult):
         record = {"prompt": video.prompt, "seed": video.seed, "settings": video.settings}
         return video.frames, video.prompt, video.settings.get("fps"), record, None
@@ -349,7 +349,7 @@ def upscale(
     the strength and where the frames came from, so that `t2v.save_video`'s sidecar holds them.
     """
     strength = check_strength(strength)
-    frames, own_prompt, fps, source, why = _source(video)
+    frames, own_prompt, fps, source, why = video_source(video)
     prompt = own_prompt if prompt is None else prompt
     if prompt is None:
         raise SettingError("prompt", None, f"is needed: this video {why}",
@@ -369,7 +369,7 @@ def upscale(
     if strength > 0 and runs == 0:
         raise SettingError(
             "strength", strength, f"with steps={steps} runs no denoising step (the pipeline runs int(steps x strength))",
-            "strength 0, or a strength and steps whose product is at least 1", _fewest_working(steps, strength),
+            "strength 0, or a strength and steps whose product is at least 1", fewest_working(steps, strength),
         )
     start = time.perf_counter()
     resized = resize(frames, height, width)

@@ -413,7 +413,7 @@ def test_reading_and_resizing_a_large_video_holds_little_more_than_its_8_bit_fra
     decoded = 3 * 1024 * 1024 * 3
     tracemalloc.start()
     try:
-        frames, _prompt, _fps, _record, _why = up._source(path)
+        frames, _prompt, _fps, _record, _why = up.video_source(path)
         small = up.resize(frames, 64, 64)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
