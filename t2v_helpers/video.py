@@ -16,6 +16,7 @@ import torch
 
 from .environment import library_versions
 from .errors import SettingError, VideoExportError, shorten
+from .families import find_model
 from .publish import _kind, json_text, publish, signals_held
 from .validate import check_fps, check_output_dir
 
@@ -307,8 +308,6 @@ def sidecar_prompt(video):
 
 
 def _is_tiny(name):
-    from .families import find_model
-
     model = find_model(name)
     return model is not None and model.tiny
 
