@@ -29,9 +29,9 @@ from . import families, measured, memory, pipeline, text_encoding, upscale, vide
 from .compare import compare_schedulers, count_unet_calls, save_comparison, save_grid, show_table, tile_videos
 from .denoise import capture_denoising, decode_latents, pick_steps, preview_costs, views_at_steps
 from .environment import environment_report, library_versions
-from .errors import GPUMemoryError, ModelNotAvailableError, PickleWeightsError, PromptTooLongWarning, RAMError, SettingError, VideoExportError
+from .errors import FastSettingWarning, GPUMemoryError, ModelNotAvailableError, PickleWeightsError, PromptTooLongWarning, RAMError, SettingError, VideoExportError
 from .families.modelscope import build_tiny_model
-from .fast import MCM_STYLES, FastSettingWarning, make_fast, undo_fast
+from .fast import MCM_STYLES, make_fast, undo_fast
 from .generate import VideoResult, check_settings, generate
 from .pipeline import MODEL_ID, OFFLOAD_MODES, choose_runtime, default_model, load_pipeline, model_family, model_path, parameter_counts
 from .schedulers import SCHEDULERS, scheduler_name, scheduler_names, set_scheduler

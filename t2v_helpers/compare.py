@@ -117,20 +117,8 @@ def check_runs(runs, pipe=None):
     return checked
 
 
-def compare_schedulers(
-    pipe,
-    prompt,
-    runs=None,
-    *,
-    negative_prompt=None,
-    frames=None,
-    height=None,
-    width=None,
-    guidance=None,
-    seed=0,
-    warmup=True,
-    columns=None,
-):
+def compare_schedulers(pipe, prompt, runs=None, *, negative_prompt=None, frames=None, height=None, width=None, guidance=None,
+                       seed=0, warmup=True, columns=None):
     """Make `prompt` with the same seed under each (scheduler, steps) in `runs`: grid video and table. Notebook 03.
 
     `runs` defaults to `default_runs(pipe)`; frames, height, width and guidance to the

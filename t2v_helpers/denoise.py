@@ -2,6 +2,7 @@
 
 import functools
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,14 @@ def capture_denoising(pipe, prompt, *, guidance=None, **settings):
         predicted.append(last["clean"])
         timesteps.append(last.pop("start"))
 
+    with _watching(pipe, before_model, after_model, step):
+        result = generate(pipe, prompt, guidance=guidance, on_step=on_step, **settings)
+    return Denoising(result, latents, predicted, timesteps, calls)
+
+
+@contextmanager
+def _watching(pipe, before_model, after_model, step):
+    """Inside the block: hooks around every denoiser call, and `step` in place of the scheduler's own."""
     model = denoiser(pipe)
     handles = [
         model.register_forward_pre_hook(before_model, with_kwargs=True),
@@ -139,13 +148,12 @@ def capture_denoising(pipe, prompt, *, guidance=None, **settings):
     ]
     pipe.scheduler.step = step
     try:
-        result = generate(pipe, prompt, guidance=guidance, on_step=on_step, **settings)
+        yield
     finally:
         for handle in handles:
             handle.remove()
         if pipe.scheduler.step is step:
             del pipe.scheduler.step  # the class's own method shows through again
-    return Denoising(result, latents, predicted, timesteps, calls)
 
 
 def _channels(pipe):

@@ -84,3 +84,7 @@ class RAMError(MemoryError):
     A MemoryError, the built-in error for running out of memory; raised before any weight is
     read, because a hosted runtime such as Colab stops the whole runtime when its RAM runs out.
     """
+
+
+class FastSettingWarning(UserWarning):
+    """A setting that does not fit the few-step model; the message says what it was distilled for. Notebook 08."""

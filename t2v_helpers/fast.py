@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
+from .errors import BadModelError, FastSettingWarning, ModelNotAvailableError, PickleWeightsError, SettingError, shorten
 from .families import families, family_of, find_model
-from .schedulers import scheduler_name, set_scheduler
 from .families.modelscope import TINY_MODEL_ID, build_tiny_model
+from .pipeline import not_available_message
+from .schedulers import FAST_STEPS, scheduler_name, set_scheduler
 from .tiny import build_once, cache_dir
 from .validate import check_choice
 
@@ -29,9 +30,8 @@ MCM_STYLES = (
     "modelscopet2v-real",
     "modelscopet2v-3d-cartoon",
 )
-FAST_STEPS = 4  # what MCM's demo uses; 1 and 2 steps also work
+# FAST_STEPS (4, what MCM's demo uses) and MAX_FAST_STEPS belong to the LCM scheduler: t2v_helpers.schedulers.
 FAST_GUIDANCE = 1.0  # guidance is distilled into the LoRA: 1.0 makes the pipeline skip the negative prompt
-MAX_FAST_STEPS = 8  # beyond this the LCM scheduler only re-adds noise the model was not trained to remove
 # The layers MCM's training script (yhZhai/mcm main.py) puts a LoRA on: every module whose
 # name ends with one of these, except the temporal 3D convolutions. MCM left those out because,
 # in its own words, "Currently LoRA does not support Conv3D" (main.py); the peft pinned
@@ -54,13 +54,12 @@ PICKLE_WEIGHTS = "adapter_model.bin"
 MAX_ADAPTER_CONFIG_BYTES = 1_000_000  # a LoRA config is a few kB; more is not one
 
 
-class FastSettingWarning(UserWarning):
-    """A setting that does not fit the few-step model; the message says what it was distilled for. Notebook 08."""
-
-
 @dataclass
 class FastMode:
-    """What `make_fast` did to a pipeline, and what `undo_fast` needs to reverse it. Notebook 08."""
+    """What `make_fast` did to a pipeline (`pipe.t2v_fast`), and what `undo_fast` needs to reverse it. Notebook 08.
+
+    `generate` asks it to check its settings and for its sidecar record, so the core never imports this module.
+    """
 
     style: str
     source: str
@@ -75,6 +74,35 @@ class FastMode:
     def settings(self):
         """The steps and guidance the LoRA was distilled for: `generate(pipe, prompt, **fast.settings)`. Notebook 08."""
         return dict(steps=self.steps, guidance=self.guidance)
+
+    def check_settings(self, pipe, steps, guidance, negative_prompt=None):
+        """Warn (FastSettingWarning) about settings the few-step model was not distilled for; `generate` asks. Notebook 08.
+
+        The steps are the LCM scheduler's to check, LoRA or not (schedulers.check_scheduler_steps).
+        """
+        messages = []
+        if type(getattr(pipe, "scheduler", None)).__name__ != "LCMScheduler":
+            messages.append(
+                f"The MCM LoRA {self.style!r} is still merged into the UNet, but the scheduler is {scheduler_name(pipe)!r}, not 'lcm': "
+                "the video comes from the few-step UNet with a scheduler it was not distilled for, and its sidecar says so "
+                "(settings 'lora'). Use t2v.undo_fast(pipe) for the plain model, or t2v.switch_scheduler(pipe, 'lcm') for few-step mode."
+            )
+        if guidance > 1:
+            messages.append(
+                f"guidance={guidance:g} with the MCM LoRA: it was distilled with guidance folded in, for guidance={FAST_GUIDANCE:g}. "
+                f"Above 1 every step calls the UNet twice (prompt and negative prompt), doubling the time, and the look changes."
+            )
+        elif negative_prompt:
+            messages.append(f"negative_prompt is ignored at guidance={guidance:g}: the few-step model runs without classifier-free guidance.")
+        for message in messages:
+            warnings.warn(message, FastSettingWarning, stacklevel=3)
+
+    def record(self):
+        """What a sidecar records of few-step mode: the style, where it came from and that it is merged. Notebook 08.
+
+        So that `t2v generate --fast STYLE` (or make_fast) makes the same video again; `generate` asks.
+        """
+        return {"lora": {"style": self.style, "source": str(self.source), "merged": True}}
 
 
 def mcm_target_modules(unet):
@@ -266,9 +294,7 @@ def load_lora(unet, source, style, *, allow_pickle=False):
             cached = Path(constants.HF_HUB_CACHE) / ("models--" + source.replace("/", "--"))
             where, fix = f"{source} (cached in {cached})", f"Delete {cached} and run again to download it anew"
         if where is None:
-            from .pipeline import _not_available_message
-
-            problem = ModelNotAvailableError(_not_available_message(source, error))
+            problem = ModelNotAvailableError(not_available_message(source, error))
         else:
             problem = BadModelError(
                 f"The few-step LoRA {style!r} in {where} cannot be loaded: it is damaged, incomplete or not a LoRA "
@@ -381,40 +407,6 @@ def _put_back(unet, originals):
             state[key].copy_(value)
 
 
-def check_fast_settings(pipe, steps, guidance, negative_prompt=None):
-    """Warn (FastSettingWarning) about settings the few-step model was not distilled for. Notebook 08."""
-    fast = getattr(pipe, "t2v_fast", None)
-    lcm = type(getattr(pipe, "scheduler", None)).__name__ == "LCMScheduler"
-    if fast and not lcm:
-        warnings.warn(
-            f"The MCM LoRA {fast.style!r} is still merged into the UNet, but the scheduler is {scheduler_name(pipe)!r}, not 'lcm': "
-            "the video comes from the few-step UNet with a scheduler it was not distilled for, and its sidecar says so "
-            "(settings 'lora'). Use t2v.undo_fast(pipe) for the plain model, or t2v.switch_scheduler(pipe, 'lcm') for few-step mode.",
-            FastSettingWarning,
-            stacklevel=3,
-        )
-    if fast and guidance > 1:
-        warnings.warn(
-            f"guidance={guidance:g} with the MCM LoRA: it was distilled with guidance folded in, for guidance={FAST_GUIDANCE:g}. "
-            f"Above 1 every step calls the UNet twice (prompt and negative prompt), doubling the time, and the look changes.",
-            FastSettingWarning,
-            stacklevel=3,
-        )
-    if fast and guidance <= 1 and negative_prompt:
-        warnings.warn(
-            f"negative_prompt is ignored at guidance={guidance:g}: the few-step model runs without classifier-free guidance.",
-            FastSettingWarning,
-            stacklevel=3,
-        )
-    if lcm and steps > MAX_FAST_STEPS:
-        warnings.warn(
-            f"steps={steps} with the LCM scheduler: the MCM LoRA was distilled for 1 to {FAST_STEPS} steps, and more than "
-            f"{MAX_FAST_STEPS} only add time. Use steps={FAST_STEPS}, or a scheduler such as 'dpm' for 25 steps.",
-            FastSettingWarning,
-            stacklevel=3,
-        )
-
-
 def compile_unet(pipe, **options):
     """Compile the whole UNet with torch.compile (in place); the first call then pays the compilation. Notebook 08.
 
@@ -446,14 +438,3 @@ def switch_scheduler(pipe, name, style=None, *, source=None, allow_pickle=False)
     set_scheduler(pipe, name)
     return None
 
-
-def fast_record(pipe):
-    """What a sidecar records of few-step mode: {'lora': {...}} while a LoRA is merged, else {}. Notebook 08.
-
-    The style, where it came from and that it is merged, so that `t2v generate --fast STYLE`
-    (or make_fast) makes the same video again.
-    """
-    fast = getattr(pipe, "t2v_fast", None)
-    if not fast:
-        return {}
-    return {"lora": {"style": fast.style, "source": str(fast.source), "merged": True}}

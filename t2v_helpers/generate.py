@@ -13,10 +13,9 @@ from tqdm import tqdm
 
 from .errors import GPUMemoryError, NonFiniteFramesError, SettingError
 from .families import denoiser, family_named, family_of, lean_vae, model_of, vae_is_lean
-from .fast import check_fast_settings, fast_record
 from .memory import check_memory
 from .notices import DropNotice
-from .schedulers import scheduler_config_problem, scheduler_name
+from .schedulers import check_scheduler_steps, scheduler_config_problem, scheduler_name
 from .validate import (
     MAX_SEED,
     MAX_STEPS,
@@ -97,11 +96,12 @@ def _progress_bar(pipe, steps):
     return tqdm(total=steps, unit="step", file=sys.stdout, disable=hidden)
 
 
-def _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step):
+def _denoise(pipe, checked, frames, on_step):
     """Run the text-to-video pipeline: (output, None), or (None, torch's message) when memory ran out."""
     return run_pipeline(
-        pipe, steps, seed, on_step, prompt=prompt, negative_prompt=negative_prompt or None, num_inference_steps=steps,
-        num_frames=frames, height=height, width=width, guidance_scale=guidance,
+        pipe, checked["steps"], checked["seed"], on_step, prompt=checked["prompt"], negative_prompt=checked["negative_prompt"] or None,
+        num_inference_steps=checked["steps"], num_frames=frames, height=checked["height"], width=checked["width"],
+        guidance_scale=checked["guidance"],
     )
 
 
@@ -207,20 +207,32 @@ def check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, n
     return checked
 
 
-def generate(
-    pipe,
-    prompt,
-    *,
-    negative_prompt=None,
-    steps=None,
-    frames=None,
-    height=None,
-    width=None,
-    guidance=None,
-    seed=0,
-    on_step=None,
-    retry_leaner=False,
-):
+def checked_settings(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed):
+    """`check_settings` of these, each None replaced by the model's own value and seed None by a random seed. Notebook 04.
+
+    Used by `generate` and `t2v_helpers.upscale`; from then on only the checked values: plain
+    int, float and str, whatever came in.
+    """
+    family, model = family_of(pipe), model_of(pipe)
+    checked = check_settings(
+        pipe, prompt, family.steps if steps is None else steps, model.frames if frames is None else frames,
+        model.height if height is None else height, model.width if width is None else width,
+        family.guidance if guidance is None else guidance, seed, negative_prompt,
+    )
+    if checked["seed"] is None:
+        checked["seed"] = secrets.randbelow(MAX_SEED + 1)
+    return checked
+
+
+def out_of_memory_error(pipe, message, doing, frames, height, width, advice=""):
+    """GPUMemoryError: which memory ran out `doing` what, torch's `message`, and leaner settings to try. Notebook 04."""
+    where = _memory_kind(message)
+    tips = "; ".join(leaner_settings(pipe, frames, height, width, gpu=where == "GPU"))
+    return GPUMemoryError(f"The {where} ran out of memory {doing} ({message}). Each of these needs less memory: {tips}.{advice}")
+
+
+def generate(pipe, prompt, *, negative_prompt=None, steps=None, frames=None, height=None, width=None, guidance=None, seed=0,
+             on_step=None, retry_leaner=False):
     """Make one video from `prompt`; the same seed and settings give the same frames. Notebook 04.
 
     Bit for bit on the same machine, library versions, device, dtype and CPU thread count;
@@ -234,58 +246,47 @@ def generate(
     model work. If the GPU (or the CPU's memory) runs out, GPUMemoryError lists leaner settings;
     with `retry_leaner=True` it first retries once with half the frames (of the family's form) and lean VAE decoding.
     """
-    family, model = family_of(pipe), model_of(pipe)
-    steps = family.steps if steps is None else steps
-    frames = model.frames if frames is None else frames
-    height = model.height if height is None else height
-    width = model.width if width is None else width
-    guidance = family.guidance if guidance is None else guidance
-    checked = check_settings(pipe, prompt, steps, frames, height, width, guidance, seed, negative_prompt)
-    # From here on only the checked values: plain int, float and str, whatever came in.
-    prompt, negative_prompt, steps, frames = checked["prompt"], checked["negative_prompt"], checked["steps"], checked["frames"]
-    height, width, guidance, seed = checked["height"], checked["width"], checked["guidance"], checked["seed"]
-    check_fast_settings(pipe, steps, guidance, negative_prompt)
-    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
-    asked_frames = frames
+    checked = checked_settings(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed)
+    fast = getattr(pipe, "t2v_fast", None)  # the few-step mode fast.make_fast set (notebook 08) knows what fits it
+    if fast:
+        fast.check_settings(pipe, checked["steps"], checked["guidance"], checked["negative_prompt"])
+    check_scheduler_steps(pipe, checked["steps"])
+    output, made, elapsed = _denoise_in_memory(pipe, checked, on_step, retry_leaner)
+    video = output.frames[0]  # `.frames` holds a batch of videos; this call makes one
+    check_finite(pipe, video, checked["steps"])
+    settings = dict(
+        model=getattr(pipe, "t2v_model_id", pipe.name_or_path),
+        negative_prompt=checked["negative_prompt"] or "",
+        **{key: checked[key] for key in ("steps", "frames", "height", "width", "guidance")},
+        scheduler=scheduler_name(pipe),
+        fps=family_of(pipe).fps,
+        **(fast.record() if fast else {}),  # the merged few-step LoRA, if any: the sidecar must make the same video again
+    )
+    if made != checked["frames"]:
+        settings["frames"], settings["frames_asked"] = made, checked["frames"]
+    return VideoResult(video, checked["prompt"], checked["seed"], settings, elapsed)
 
+
+def _denoise_in_memory(pipe, checked, on_step, retry_leaner):
+    """(output, frames made, seconds): out of memory, once more with half the frames if `retry_leaner`, else GPUMemoryError."""
+    family, frames = family_of(pipe), checked["frames"]
     start = time.perf_counter()
-    output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
+    output, out_of_memory = _denoise(pipe, checked, frames, on_step)
     if out_of_memory and retry_leaner and family.half_frames(frames) < frames:
         frames = family.half_frames(frames)
         lean = " and ".join(lean_vae(pipe))
-        print(f"Out of {_memory_kind(out_of_memory)} memory with frames={asked_frames}: retrying once with frames={frames} and {lean}.")
+        print(f"Out of {_memory_kind(out_of_memory)} memory with frames={checked['frames']}: retrying once with frames={frames} and {lean}.")
         start = time.perf_counter()
-        output, out_of_memory = _denoise(pipe, prompt, negative_prompt, steps, frames, height, width, guidance, seed, on_step)
+        output, out_of_memory = _denoise(pipe, checked, frames, on_step)
     if out_of_memory:
-        where = _memory_kind(out_of_memory)
-        tips = "; ".join(leaner_settings(pipe, frames, height, width, gpu=where == "GPU"))
+        height, width = checked["height"], checked["width"]
         retry = "" if retry_leaner else " Or pass retry_leaner=True to retry once with half the frames."
-        raise GPUMemoryError(
-            f"The {where} ran out of memory making {frames} frames of {width}x{height} ({out_of_memory}). "
-            f"Each of these needs less memory: {tips}.{retry}"
-        )
-    elapsed = time.perf_counter() - start
-    video = output.frames[0]  # `.frames` holds a batch of videos; this call makes one
-    _check_finite(pipe, video, steps)
-    settings = dict(
-        model=getattr(pipe, "t2v_model_id", pipe.name_or_path),
-        negative_prompt=negative_prompt or "",
-        steps=steps,
-        frames=frames,
-        height=height,
-        width=width,
-        guidance=guidance,
-        scheduler=scheduler_name(pipe),
-        fps=family.fps,
-        **fast_record(pipe),  # the merged few-step LoRA, if any: the sidecar must make the same video again
-    )
-    if frames != asked_frames:
-        settings["frames_asked"] = asked_frames
-    return VideoResult(video, prompt, seed, settings, elapsed)
+        raise out_of_memory_error(pipe, out_of_memory, f"making {frames} frames of {width}x{height}", frames, height, width, retry)
+    return output, frames, time.perf_counter() - start
 
 
-def _check_finite(pipe, video, steps):
-    """Raise NonFiniteFramesError if any value is NaN or infinite: such frames save as black or garbage."""
+def check_finite(pipe, video, steps):
+    """Raise NonFiniteFramesError if any value is NaN or infinite: such frames save as black or garbage. Notebook 04."""
     bad = ~np.isfinite(video)
     if not bad.any():
         return

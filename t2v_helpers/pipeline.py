@@ -223,6 +223,13 @@ def check_model(model_id):
                 f"'owner/name': letters, digits, '-', '_' and '.', no spaces). Check the spelling. {try_instead}."
             )
         return loads
+    _check_model_folder(model_id, loads, try_instead)
+    return loads
+
+
+def _check_model_folder(model_id, loads, try_instead):
+    """check_model's checks of an existing folder: UTF-8 path, a readable model_index.json, known classes only, no own code."""
+    path = Path(loads)
     try:
         loads.encode("utf-8")
     except UnicodeEncodeError:  # bytes the file system kept but that are not UTF-8, such as b'\xff'
@@ -261,7 +268,6 @@ def check_model(model_id):
         )
     if family_of_class(parts.get("_class_name")) is None:
         raise BadModelError(f"Model folder {model_id!r} holds a {shorten(str(parts.get('_class_name')), 60)}, {_known_pipelines()}.")
-    return loads
 
 
 def _looks_like_a_model(folder):
@@ -308,7 +314,8 @@ def _pickle_only_on_hub(error):
     return sorted(set(re.findall(r"'([^']+?(?:%s))'" % "|".join(re.escape(s) for s in PICKLE_SUFFIXES), text)))
 
 
-def _not_available_message(model_id, error, tiny="tiny"):
+def not_available_message(model_id, error, tiny="tiny"):
+    """Why `model_id` could not be loaded from the hub or the cache, and what to do, as one paragraph. Notebook 02."""
     from huggingface_hub import constants, try_to_load_from_cache
 
     if constants.HF_HUB_OFFLINE:
@@ -344,8 +351,6 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     videos are noise). Loading bars and the pipeline's deprecation notice are hidden while
     it loads; notebook 02 explains the notice.
     """
-    import diffusers
-
     check_dtype(dtype)  # before the model: a dtype is a setting, not a sign of a damaged folder
     check_model(model_id)
     path = model_path(model_id)
@@ -353,7 +358,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     try:
         family = model_family(model_id)
     except OSError as error:  # an unlisted hub id whose model_index.json cannot be fetched
-        raise ModelNotAvailableError(_not_available_message(path, error)) from error
+        raise ModelNotAvailableError(not_available_message(path, error)) from error
     listed = find_model(model_id)
     model = listed or family.models[0]
     variant = model.variant
@@ -362,27 +367,44 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
     runtime = choose_runtime(offload, dtype, model)
     if listed is not None:
         check_ram(model_id, runtime.dtype)  # before any weight is read: running out of RAM stops a Colab runtime
-    if local and not allow_pickle:
-        unsafe = pickle_only_weights(path)
-        if unsafe:
-            names = ", ".join(str(p.relative_to(path)) for p in unsafe)
-            raise PickleWeightsError(
-                f"Model {model_id!r} has pickle weights and no safetensors for them ({names}). Loading "
-                "pickle can run any code hidden in the file, so it is refused by default. If you trust "
-                "where the files came from, pass allow_pickle=True; better, convert them to safetensors.",
-                unsafe,
-            )
     if local:
-        _refuse_damaged_configs(model_id, _file_config_problems(Path(path)))
+        _refuse_unsafe_folder(model_id, path, allow_pickle)
+    dtypes = {"default": runtime.dtype, **{part: torch.float32 for part in family.float32_parts}}
+    pipe = _from_pretrained(model_id, path, local, family, dict(dtype=dtypes, variant=variant, use_safetensors=None if allow_pickle else True))
+    _refuse_damaged_configs(model_id, _loaded_config_problems(pipe))  # a hub model's, and what the files left to defaults
+    place(pipe, runtime.offload, runtime.device, vae_slicing)
+    pipe.t2v_model_id = model_id
+    # set_scheduler starts every swap from the config the model shipped with, even after a hand-made swap.
+    pipe.t2v_original_scheduler_config = pipe.scheduler.config
+    pipe.t2v_runtime = runtime
+    if verbose:
+        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if model.tiny else ""
+        print(runtime.reason + tiny)
+    return pipe
+
+
+def _refuse_unsafe_folder(model_id, path, allow_pickle):
+    """Before loading a local folder: PickleWeightsError for pickle-only weights (unless allowed), BadModelError for damaged configs."""
+    unsafe = [] if allow_pickle else pickle_only_weights(path)
+    if unsafe:
+        names = ", ".join(str(p.relative_to(path)) for p in unsafe)
+        raise PickleWeightsError(
+            f"Model {model_id!r} has pickle weights and no safetensors for them ({names}). Loading "
+            "pickle can run any code hidden in the file, so it is refused by default. If you trust "
+            "where the files came from, pass allow_pickle=True; better, convert them to safetensors.",
+            unsafe,
+        )
+    _refuse_damaged_configs(model_id, _file_config_problems(Path(path)))
+
+
+def _from_pretrained(model_id, path, local, family, options):
+    """The family's pipeline class loaded from `path` with `options`; a failed load says why and what to do, in its own error."""
+    import diffusers
+
     try:
         # trust_remote_code is never passed: a model repository cannot run its own code here.
         # The family's pipeline class, named: a repository may name another (zeroscope XL's names video-to-video).
-        pipe = getattr(diffusers, family.pipeline).from_pretrained(
-            path,
-            dtype={"default": runtime.dtype, **{part: torch.float32 for part in family.float32_parts}},
-            variant=variant,
-            use_safetensors=None if allow_pickle else True,
-        )
+        return getattr(diffusers, family.pipeline).from_pretrained(path, **options)
     except Exception as error:  # noqa: BLE001  (a damaged folder fails in many ways: OSError, ValueError, SafetensorError...)
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         if local:
@@ -401,17 +423,7 @@ def load_pipeline(model_id=MODEL_ID, *, offload="auto", dtype=None, vae_slicing=
                 "(command line: --allow-pickle).",
                 [Path(name) for name in pickled],
             ) from error
-        raise ModelNotAvailableError(_not_available_message(path, error, family.tiny_model)) from error
-    _refuse_damaged_configs(model_id, _loaded_config_problems(pipe))  # a hub model's, and what the files left to defaults
-    place(pipe, runtime.offload, runtime.device, vae_slicing)
-    pipe.t2v_model_id = model_id
-    # set_scheduler starts every swap from the config the model shipped with, even after a hand-made swap.
-    pipe.t2v_original_scheduler_config = pipe.scheduler.config
-    pipe.t2v_runtime = runtime
-    if verbose:
-        tiny = " Model: the built-in tiny model with random weights; its videos are noise." if model.tiny else ""
-        print(runtime.reason + tiny)
-    return pipe
+        raise ModelNotAvailableError(not_available_message(path, error, family.tiny_model)) from error
 
 
 def _vae_config_problem(config):

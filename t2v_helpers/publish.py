@@ -27,6 +27,7 @@ the empty reservation; the sweep never removes a folder at a final name (an empt
 
 import errno
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -37,7 +38,7 @@ import socket
 import stat
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from fractions import Fraction
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def writer_lock(temporary):
     """Hold the lock of `temporary`'s writer, so no sweep removes its files meanwhile. Notebook 04."""
     path = lock_path(temporary)
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
     except OSError:  # a full disk, say: with no lock file to ask, the sweep keeps the files a day
         handle = None
     try:
@@ -183,7 +184,7 @@ def _give_name(temporary, target):
         if error.errno not in _NO_HARD_LINKS:
             raise
         # No hard links on this filesystem: reserve the name, then move over the reservation.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
         handle = os.open(target, flags, 0o666)
         try:
             try:
@@ -330,8 +331,8 @@ def _write_new(path, data):
         file.write(data)
 
 
-def _kind(mode):
-    """What a file's mode says it is, in words: 'a link', 'a FIFO', ..."""
+def file_kind(mode):
+    """What a file's mode says it is, in words: 'a link', 'a FIFO', ... Notebook 04."""
     kinds = [(stat.S_ISLNK, "a link"), (stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
              (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder")]
     return next((name for test, name in kinds if test(mode)), "not a plain file or folder")
@@ -344,7 +345,7 @@ def _folder_identity(folder):
     except OSError as error:
         raise _export_error(error, Path(folder)) from None
     if not stat.S_ISDIR(found.st_mode):
-        what = _kind(found.st_mode)
+        what = file_kind(found.st_mode)
         if stat.S_ISLNK(found.st_mode):
             what += f" to {os.readlink(folder)}"
         raise VideoExportError(
@@ -364,12 +365,8 @@ def own_folder(parent, name):
     """
     parent = check_output_dir(parent, name="out_dir", create=True)
     path = parent / name
-    try:
+    with _export_errors(path), suppress(FileExistsError):  # made by an earlier run, or something planted there: checked next
         os.mkdir(path)
-    except FileExistsError:
-        pass  # made by an earlier run, or something planted there: checked next
-    except OSError as error:
-        raise _export_error(error, path) from None
     _folder_identity(path)
     return path
 
@@ -391,7 +388,6 @@ def publish(folder, stem, writers, *, last=None, next_free=True, own=False):
         folder = own_folder(Path(folder).expanduser().parent, Path(folder).name)
         identity = _folder_identity(folder)
     folder = check_output_dir(folder, name="out_dir", create=True)
-    suffixes = list(writers) + ([last[0]] if last else [])
     staged, published = {}, []
     writer = f"t2v-{_HOST}-{os.getpid()}-{os.urandom(4).hex()}"
     with _sigterm_as_ctrl_c(), writer_lock(folder / f".{stem}~{writer}"):
@@ -399,51 +395,56 @@ def publish(folder, stem, writers, *, last=None, next_free=True, own=False):
             sweep(folder)
             for suffix, write in writers.items():
                 staged[suffix] = temporary_path(folder / (stem + suffix), writer=writer)
-                try:
+                with _export_errors(folder / (stem + suffix), keep=VideoExportError):
                     write(staged[suffix])
-                except VideoExportError:
-                    raise
-                except OSError as error:
-                    raise _export_error(error, folder / (stem + suffix)) from None
             if own and _folder_identity(folder) != identity:  # swapped for a link or another folder while we wrote
                 raise VideoExportError(f"{folder} was replaced while the video was being written, so nothing was saved there. Save again.")
-            number = 1
-            while True:
-                name = stem if number == 1 else f"{stem}-{number}"
-                number += 1
-                if next_free and any(os.path.lexists(folder / (name + s)) for s in suffixes):
-                    continue
-                paths = {suffix: folder / (name + suffix) for suffix in suffixes}
-                try:
-                    for suffix in suffixes:
-                        if suffix not in staged:  # the last part, written now that the names are known
-                            staged[suffix] = temporary_path(paths[suffix], writer=writer)
-                            try:
-                                _write_new(staged[suffix], last[1](paths).encode("utf-8"))
-                            except OSError as error:
-                                raise _export_error(error, paths[suffix]) from None
-                        with signals_held():  # so a published name is always on the list to remove
-                            try:
-                                _give_name(staged[suffix], paths[suffix])
-                            except FileExistsError:
-                                raise
-                            except OSError as error:
-                                raise _export_error(error, paths[suffix]) from None
-                            published.append((paths[suffix], staged[suffix]))
-                    return paths
-                except FileExistsError:
-                    if not next_free:
-                        taken = str(paths[suffix])
-                        raise FileExistsError(errno.EEXIST, f"{taken} already exists; nothing is ever replaced, so choose another name", taken) from None
-                    # Another save took this name meanwhile: take ours back and try the next one.
-                    while published:
-                        path, temporary = published.pop()
-                        os.rename(path, temporary)
-                    if last and last[0] in staged:
-                        _remove(staged.pop(last[0]))
+            return _give_names(folder, stem, writer, staged, published, last, next_free)
         except BaseException:
             for path, _ in published:
                 _remove(path)
             for temporary in staged.values():
                 _remove(temporary)
             raise
+
+
+def _give_names(folder, stem, writer, staged, published, last, next_free):
+    """Give the `staged` parts (and `last`, written now) the first free stem; `published` lists those that have their name."""
+    suffixes = list(staged) + ([last[0]] if last else [])
+    for number in itertools.count(1):
+        name = stem if number == 1 else f"{stem}-{number}"
+        if next_free and any(os.path.lexists(folder / (name + s)) for s in suffixes):
+            continue
+        paths = {suffix: folder / (name + suffix) for suffix in suffixes}
+        try:
+            for suffix in suffixes:
+                if suffix not in staged:  # the last part, written now that the names are known
+                    staged[suffix] = temporary_path(paths[suffix], writer=writer)
+                    with _export_errors(paths[suffix]):
+                        _write_new(staged[suffix], last[1](paths).encode("utf-8"))
+                # Signals held, so a published name is always on the list to remove.
+                with signals_held(), _export_errors(paths[suffix], keep=FileExistsError):
+                    _give_name(staged[suffix], paths[suffix])
+                    published.append((paths[suffix], staged[suffix]))
+            return paths
+        except FileExistsError:
+            if not next_free:
+                taken = str(paths[suffix])
+                raise FileExistsError(errno.EEXIST, f"{taken} already exists; nothing is ever replaced, so choose another name", taken) from None
+            # Another save took this name meanwhile: take ours back and try the next one.
+            while published:
+                path, temporary = published.pop()
+                os.rename(path, temporary)
+            if last and last[0] in staged:
+                _remove(staged.pop(last[0]))
+
+
+@contextmanager
+def _export_errors(target, keep=()):
+    """Inside the block an OSError, unless of a kind in `keep`, becomes a VideoExportError about writing `target`."""
+    try:
+        yield
+    except keep:
+        raise
+    except OSError as error:
+        raise _export_error(error, target) from None

@@ -5,12 +5,16 @@ ModelScope's, the article's model.
 """
 
 import numbers
+import warnings
 
+from .errors import FastSettingWarning
 from .families import Family, family_named, family_of
 from .validate import check_choice, is_finite_number
 
 SCHEDULERS = family_named("modelscope").schedulers
 STEP_LIMITS = family_named("modelscope").step_limits
+FAST_STEPS = 4  # what the LCM scheduler's few-step model (MCM's LoRA, notebook 08) was distilled for; 1 and 2 also work
+MAX_FAST_STEPS = 8  # beyond this the LCM scheduler only re-adds noise the model was not trained to remove
 
 
 def _family(pipe_or_family):
@@ -85,3 +89,14 @@ def scheduler_config_problem(config):
     if start >= end:
         return f"beta_start={start!r} is not below beta_end={end!r} (the noise added per step must rise, as 0.00085 to 0.012 does)"
     return None
+
+
+def check_scheduler_steps(pipe, steps):
+    """Warn (FastSettingWarning) about more steps than the LCM scheduler's few-step model takes, LoRA merged or not. Notebook 08."""
+    if type(getattr(pipe, "scheduler", None)).__name__ == "LCMScheduler" and steps > MAX_FAST_STEPS:
+        warnings.warn(
+            f"steps={steps} with the LCM scheduler: the MCM LoRA was distilled for 1 to {FAST_STEPS} steps, and more than "
+            f"{MAX_FAST_STEPS} only add time. Use steps={FAST_STEPS}, or a scheduler such as 'dpm' for 25 steps.",
+            FastSettingWarning,
+            stacklevel=3,
+        )

@@ -26,6 +26,9 @@ import inspect
 
 import torch
 
+from .families import family_of
+from .validate import check_negative_prompt, check_prompt
+
 
 def encode_then_free(pipe, prompt, negative_prompt=None):
     """Encode `prompt` and `negative_prompt` once, free the text encoder, return the embeddings for `pipe(...)`. Notebook 10.
@@ -37,9 +40,6 @@ def encode_then_free(pipe, prompt, negative_prompt=None):
     With model offload the offload hooks are rebuilt without the encoder, as the hooks
     would otherwise keep it alive.
     """
-    from .families import family_of
-    from .validate import check_negative_prompt, check_prompt
-
     if getattr(pipe, "text_encoder", None) is None:
         raise ValueError("this pipeline has no text encoder (already freed?): pass the embeddings you kept instead of a prompt")
     # generate's checks, before anything is freed: a prompt refused after freeing could never be encoded again.
@@ -53,7 +53,7 @@ def encode_then_free(pipe, prompt, negative_prompt=None):
         device=pipe._execution_device,
         num_images_per_prompt=1,
         num_videos_per_prompt=1,
-        max_sequence_length=family_of(pipe).max_tokens,
+        max_sequence_length=limit,
     )
     accepted = inspect.signature(pipe.encode_prompt).parameters
     with torch.no_grad():

@@ -10,7 +10,6 @@ still keeps about 7% of the input, so even then the frames leak through).
 import inspect
 import math
 import numbers
-import secrets
 import shlex
 import stat
 import time
@@ -19,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import GPUMemoryError, SettingError, shorten
-from .families import family_of, family_of_class, model_of
+from .errors import SettingError, shorten
+from .families import families, family_of, family_of_class, find_model, model_of
+from .generate import VideoResult, check_finite, checked_settings, out_of_memory_error, run_pipeline
 from .notices import quiet_deprecation
-from .generate import VideoResult, check_settings, _check_finite, _memory_kind, leaner_settings, run_pipeline
+from .pipeline import check_model, load_pipeline, model_family
 from .schedulers import scheduler_name
-from .validate import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, check_path_text
+from .validate import MAX_FPS, MAX_FRAMES, MAX_STEPS, check_path_text
 from .video import sidecar_prompt, to_uint8
 
 UPSCALER = "zeroscope-xl"
@@ -36,8 +36,6 @@ VIDEO_INPUT = "a VideoResult, an array of frames (frames, height, width, 3), or 
 
 def upscaler_for(model):
     """The upscaler to use after `model` (a name): the tiny XL model after a tiny model, else zeroscope_v2_XL. Notebook 11."""
-    from .families import find_model
-
     listed = find_model(model) if isinstance(model, str) else None
     return "tiny-zeroscope-xl" if listed is not None and listed.tiny else UPSCALER
 
@@ -98,8 +96,6 @@ def load_upscaler(model=UPSCALER, *, offload="auto", dtype=None, verbose=True, a
     own 24 frames of 1024x576) and returns `as_upscaler` of it: on a GPU with VAE slicing and
     forward chunking (VAE slicing on a CPU too; forward chunking only on a GPU).
     """
-    from .pipeline import load_pipeline
-
     check_upscaler_model(model)
     return as_upscaler(load_pipeline(model, offload=offload, dtype=dtype, verbose=verbose, allow_pickle=allow_pickle))
 
@@ -112,15 +108,11 @@ def fewest_working(steps, strength, prefix=""):
 
 
 def _families_with_upscalers():
-    from .families import families
-
     return " or ".join(f.name for f in families().values() if f.upscaler) + " (the families with one)"
 
 
 def check_upscaler_model(model, name="model"):
     """Refuse, before loading it, a model whose family has no video-to-video upscaler (Wan, CogVideoX). Notebook 11."""
-    from .pipeline import check_model, model_family
-
     check_model(model)
     if model_family(model).upscaler is None:
         raise SettingError(name, model, f"belongs to the {model_family(model).name} family, which has no video-to-video upscaler here",
@@ -324,20 +316,8 @@ def video_source(video):
     raise SettingError("video", video, "is not a video", VIDEO_INPUT, "video=result, the VideoResult t2v.generate returned")
 
 
-def upscale(
-    pipe,
-    video,
-    *,
-    strength=STRENGTH,
-    height=None,
-    width=None,
-    prompt=None,
-    negative_prompt=None,
-    steps=None,
-    guidance=None,
-    seed=0,
-    on_step=None,
-):
+def upscale(pipe, video, *, strength=STRENGTH, height=None, width=None, prompt=None, negative_prompt=None, steps=None,
+            guidance=None, seed=0, on_step=None):
     """Upscale a video: resize its frames, then re-denoise them with a video-to-video model at `strength`. Notebook 11.
 
     `pipe` is an upscaler (`load_upscaler`), any ModelScope-family pipeline (its parts are
@@ -357,14 +337,8 @@ def upscale(
     if isinstance(pipe, str):
         pipe = load_upscaler(pipe)
     pipe = as_upscaler(pipe)
-    family, model = family_of(pipe), model_of(pipe)
-    checked = check_settings(
-        pipe, prompt, family.steps if steps is None else steps, len(frames), model.height if height is None else height,
-        model.width if width is None else width, family.guidance if guidance is None else guidance, seed, negative_prompt,
-    )
-    prompt, negative_prompt, steps, height, width = (checked[k] for k in ("prompt", "negative_prompt", "steps", "height", "width"))
-    guidance, seed = checked["guidance"], checked["seed"]
-    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+    checked = checked_settings(pipe, prompt, negative_prompt, steps, len(frames), height, width, guidance, seed)
+    steps, height, width = checked["steps"], checked["height"], checked["width"]
     runs = steps_run(steps, strength)
     if strength > 0 and runs == 0:
         raise SettingError(
@@ -374,33 +348,31 @@ def upscale(
     start = time.perf_counter()
     resized = resize(frames, height, width)
     if runs:
-        resized = _denoise(pipe, prompt, negative_prompt, resized, strength, steps, runs, guidance, seed, on_step)
-        _check_finite(pipe, resized, steps)
+        resized = _denoise(pipe, checked, resized, strength, runs, on_step)
+        check_finite(pipe, resized, steps)
     settings = dict(
         model=getattr(pipe, "t2v_model_id", pipe.name_or_path),
-        negative_prompt=negative_prompt or "",
+        negative_prompt=checked["negative_prompt"] or "",
         strength=strength,
         steps=steps,
         steps_run=runs,
         frames=len(resized),
         height=height,
         width=width,
-        guidance=guidance,
+        guidance=checked["guidance"],
         scheduler=scheduler_name(pipe),
-        fps=fps or family.fps,
+        fps=fps or family_of(pipe).fps,
         upscaled_from=source,
     )
-    return VideoResult(resized, prompt, seed, settings, time.perf_counter() - start)
+    return VideoResult(resized, checked["prompt"], checked["seed"], settings, time.perf_counter() - start)
 
 
-def _denoise(pipe, prompt, negative_prompt, frames, strength, steps, runs, guidance, seed, on_step):
+def _denoise(pipe, checked, frames, strength, runs, on_step):
     output, message = run_pipeline(
-        pipe, runs, seed, on_step, prompt=prompt, video=list(frames), strength=strength, num_inference_steps=steps,
-        guidance_scale=guidance, negative_prompt=negative_prompt,
+        pipe, runs, checked["seed"], on_step, prompt=checked["prompt"], video=list(frames), strength=strength,
+        num_inference_steps=checked["steps"], guidance_scale=checked["guidance"], negative_prompt=checked["negative_prompt"],
     )
     if output is not None:
         return output.frames[0]
-    where = _memory_kind(message)
-    tips = "; ".join(leaner_settings(pipe, len(frames), *frames.shape[1:3], gpu=where == "GPU"))
-    raise GPUMemoryError(f"The {where} ran out of memory upscaling {len(frames)} frames to {frames.shape[2]}x{frames.shape[1]} ({message}). "
-                         f"Each of these needs less memory: {tips}.")
+    count, height, width = frames.shape[:3]
+    raise out_of_memory_error(pipe, message, f"upscaling {count} frames to {width}x{height}", count, height, width)

@@ -16,7 +16,8 @@ import torch
 
 from .environment import library_versions
 from .errors import SettingError, VideoExportError, shorten
-from .publish import _kind, json_text, publish, signals_held
+from .families import find_model
+from .publish import file_kind, json_text, publish, signals_held
 from .validate import check_fps, check_output_dir
 
 MAX_SIDECAR_BYTES = 1_000_000  # a sidecar is a few kB; a larger file is not one (and /dev/zero cannot fill memory)
@@ -280,7 +281,7 @@ def sidecar_prompt(video):
     try:
         mode = os.fstat(handle).st_mode
         if not stat.S_ISREG(mode):
-            return None, f"{has} is not a plain file but {_kind(mode)}"
+            return None, f"{has} is not a plain file but {file_kind(mode)}"
         data = os.read(handle, MAX_SIDECAR_BYTES + 1)
         while len(data) <= MAX_SIDECAR_BYTES and (more := os.read(handle, MAX_SIDECAR_BYTES + 1 - len(data))):
             data += more
@@ -307,8 +308,6 @@ def sidecar_prompt(video):
 
 
 def _is_tiny(name):
-    from .families import find_model
-
     model = find_model(name)
     return model is not None and model.tiny
 

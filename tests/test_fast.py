@@ -142,10 +142,18 @@ def test_settings_that_do_not_fit_the_distilled_model_warn(fresh_pipe):
     assert _fast_warnings(fresh_pipe, steps=4, guidance=1.0) == []
     (message,) = _fast_warnings(fresh_pipe, steps=2, guidance=9.0)
     assert "guidance=9" in message and "distilled" in message and "guidance=1" in message
-    (message,) = _fast_warnings(fresh_pipe, steps=fast.MAX_FAST_STEPS + 1, guidance=1.0)
-    assert f"steps={fast.MAX_FAST_STEPS + 1}" in message and "1 to 4 steps" in message
+    (message,) = _fast_warnings(fresh_pipe, steps=t2v.schedulers.MAX_FAST_STEPS + 1, guidance=1.0)
+    assert f"steps={t2v.schedulers.MAX_FAST_STEPS + 1}" in message and "1 to 4 steps" in message
     (message,) = _fast_warnings(fresh_pipe, steps=2, guidance=1.0, negative_prompt="blurry")
     assert "negative_prompt is ignored" in message
+
+
+def test_the_lcm_scheduler_without_the_lora_still_warns_about_too_many_steps(fresh_pipe):
+    t2v.set_scheduler(fresh_pipe, "lcm")  # the scheduler alone: the check lives with it, not with the LoRA
+    assert not getattr(fresh_pipe, "t2v_fast", None)
+    (message,) = _fast_warnings(fresh_pipe, steps=t2v.schedulers.MAX_FAST_STEPS + 1, guidance=1.0)
+    assert f"steps={t2v.schedulers.MAX_FAST_STEPS + 1}" in message and "1 to 4 steps" in message
+    assert _fast_warnings(fresh_pipe, steps=t2v.schedulers.MAX_FAST_STEPS, guidance=1.0) == []
 
 
 def test_compiled_unet_gives_the_same_frames(fresh_pipe):
