@@ -85,7 +85,7 @@ class FastMode:
             messages.append(
                 f"The MCM LoRA {self.style!r} is still merged into the UNet, but the scheduler is {scheduler_name(pipe)!r}, not 'lcm': "
                 "the video comes from the few-step UNet with a scheduler it was not distilled for, and its sidecar says so "
-                "(settings 'lora'). Use t2v.undo_fast(pipe) for the plain model, or t2v.switch_scheduler(pipe, 'lcm') for few-step mode."
+                "(settings 'lora'). Use t2v.undo_fast(pipe) for the plain model, or t2v.fast.switch_scheduler(pipe, 'lcm') for few-step mode."
             )
         if guidance > 1:
             messages.append(
