@@ -374,7 +374,7 @@ def _notes(which, device):
         notes.append("UNet evaluations per video = UNet calls per video x rows per call (2 with guidance: prompt and negative prompt).")
     if which.endswith("full"):
         notes.insert(0, "Full-size = the real architecture of ali-vilab/text-to-video-ms-1.7b with random weights "
-                        "(t2v_helpers.architecture); time and memory depend on shapes, not weight values.")
+                        "(t2v_helpers.families.modelscope); time and memory depend on shapes, not weight values.")
     if device == "cpu":
         notes.append("No GPU was available for this run, so there is no CUDA set here: offload modes need a GPU.")
         if which == "fast-full":

@@ -180,7 +180,7 @@ def _settings(family, frames, height, width):
     # family's default model's; a bare Profile has no defaults.
     model = None
     if not isinstance(family, Profile):
-            model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
+        model = (family if isinstance(family, Family) else family_named(family or "modelscope")).models[0]
     for name, value, low, high in (("frames", frames, 1, MAX_FRAMES), ("height", height, 8, MAX_SIZE), ("width", width, 8, MAX_SIZE)):
         if value is not None:
             check_whole_number(name, value, low, high, getattr(model, name) if model else low)
