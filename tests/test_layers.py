@@ -119,3 +119,14 @@ def test_notebooks_readme_and_messages_use_public_names_or_name_their_module(pat
 def test_the_public_name_check_can_fail():
     assert public_name_problems("t2v.find_model('tiny'); t2v.video._kind(p); from t2v_helpers.upscale import _source") == [
         "t2v.find_model does not exist", "t2v.video._kind is private or missing", "t2v_helpers.upscale._source is private"]
+
+
+def test_importing_the_package_loads_no_model_class():
+    # The model classes of diffusers and transformers take seconds to import; `import t2v_helpers` (every
+    # notebook's first cell, `t2v --help`) needs none of them, so the family files import them where they build.
+    heavy = ["diffusers.models.unets.unet_3d_condition", "transformers.models.clip.modeling_clip", "accelerate", "peft",
+             "diffusers.models.transformers.transformer_wan", "transformers.models.umt5.modeling_umt5"]
+    code = f"import sys, t2v_helpers; print([m for m in {heavy!r} if m in sys.modules])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]", f"importing t2v_helpers loaded {run.stdout.strip()}"

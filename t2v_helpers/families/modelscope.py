@@ -15,9 +15,7 @@ from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 
-from accelerate import init_empty_weights
 from diffusers import (
-    AutoencoderKL,
     DDIMScheduler,
     DEISMultistepScheduler,
     DPMSolverMultistepScheduler,
@@ -26,13 +24,9 @@ from diffusers import (
     HeunDiscreteScheduler,
     LCMScheduler,
     PNDMScheduler,
-    TextToVideoSDPipeline,
-    UNet3DConditionModel,
     UniPCMultistepScheduler,
-    VideoToVideoSDPipeline,
 )
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ..notices import quiet_deprecation, quiet_empty_float32_notice
 from ..tiny import build_tiny
@@ -161,6 +155,11 @@ VAE_UNSLICED_PER_FRAME_PIXEL = 874
 
 
 def _full_size_parts(dtype):
+    # Imported here, not at the top: the model classes take seconds to import, and `import t2v_helpers` needs none
+    # of them (tests/test_layers.py checks it).
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
     def cast(module):
         # Each part is cast as soon as it is built, so float32 copies never pile up.
         if dtype != torch.float32:
@@ -183,6 +182,9 @@ def build_full_size_pipeline(dtype=torch.float32, *, seed=0, empty=False):
     7.26 GiB of RAM and took 12 s to build on 2 cores (benchmarks/results/cpu-full.json). `empty=True` builds it on the meta
     device instead: shapes only, no memory, for inspecting and counting.
     """
+    from accelerate import init_empty_weights
+    from diffusers import TextToVideoSDPipeline
+
     torch.manual_seed(seed)
     if empty:
         with init_empty_weights():
@@ -201,6 +203,8 @@ def full_size_parameters():
     Returns {'unet': ..., 'vae': ..., 'text_encoder': ..., 'largest_layer': ...}, counted
     on the meta device: no memory is allocated and it takes under a second.
     """
+    from accelerate import init_empty_weights
+
     with init_empty_weights():
         parts = _full_size_parts(torch.float32)
     counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items() if name != "scheduler"}
@@ -258,6 +262,8 @@ def _clip_vocabulary():
 
 
 def _tokenizer():
+    from transformers import CLIPTokenizer
+
     vocab, merges = _clip_vocabulary()
     # Pads with "!" (id 0), as the Stable Diffusion 2 tokenizer does (huggingface/transformers#24925),
     # whose OpenCLIP ViT-H text encoder and text_encoder config this model shares.
@@ -265,6 +271,9 @@ def _tokenizer():
 
 
 def _tiny_parts():
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
     torch.manual_seed(0)
     unet = UNet3DConditionModel(
         sample_size=32,  # latents of 32 x 32: 256 x 256 frames, as the real model
@@ -306,6 +315,8 @@ def _tiny_parts():
 
 
 def _save_tiny_model(folder):
+    from diffusers import TextToVideoSDPipeline
+
     pipe = TextToVideoSDPipeline(tokenizer=_tokenizer(), **_tiny_parts())
     pipe.save_pretrained(folder, safe_serialization=True)
     with quiet_empty_float32_notice():
@@ -329,6 +340,8 @@ def _save_tiny_upscaler(folder):
     as the real repository's does, and its weights are float16 in files without a variant suffix,
     as the real ones are.
     """
+    from diffusers import VideoToVideoSDPipeline
+
     # diffusers says on every construction that VideoToVideoSDPipeline gets no more fixes; notebook 11 says it once in words.
     with quiet_deprecation("VideoToVideoSDPipeline"):
         pipe = VideoToVideoSDPipeline(tokenizer=_tokenizer(), **_tiny_parts())
