@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
+from . import memory  # memory.gpu_memory() through the module, so that tests can stand in a GPU
 from .errors import BadModelError, ModelNotAvailableError, PickleWeightsError, RAMError, SettingError, shorten
-from .families import families, family_named, lean_vae, family_of_class, family_of_folder, find_model, models
-from .notices import quiet_loading
-from .tiny import build_tiny
-from .schedulers import scheduler_config_problem
-from . import memory
+from .families import families, family_named, family_of_class, family_of_folder, find_model, lean_vae, models
 from .memory import available_memory
+from .notices import quiet_loading
+from .schedulers import scheduler_config_problem
+from .tiny import build_tiny
 from .validate import check_choice, check_dtype, is_finite_number
 
 MODEL_ID = "ali-vilab/text-to-video-ms-1.7b"
@@ -72,7 +72,7 @@ def choose_runtime(offload="auto", dtype=None, model=None):
         if offload != "auto":
             return Runtime("cuda", dtype, offload, f"CUDA GPU found ({name}): {str(dtype)[6:]} weights, offload={offload!r} as asked.")
 
-        free, total = memory.gpu_memory()  # through the module, so that tests can stand in a GPU
+        free, total = memory.gpu_memory()
         mode, why, _ = memory.choose_offload(free, family=model.family, dtype=dtype, frames=model.frames, height=model.height, width=model.width)
         return Runtime("cuda", dtype, mode, f"CUDA GPU found ({name}, {total / 2**30:.0f} GiB): {str(dtype)[6:]} weights, {why}")
     if offload in ("model", "sequential"):
